@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: AGPL-3.0-only */
+/*
+ * The one packet parser: Ethernet, up to two VLAN tags (802.1Q, 802.1ad/QinQ),
+ * IPv4 with options and fragments, IPv6 with extension headers, TCP, UDP,
+ * ICMP and ICMPv6. Works on any [data, data_end) window, so XDP and TC share
+ * it. Fills struct es_pkt; addresses are 16 bytes in network order with IPv4
+ * mapped (::ffff:a.b.c.d), so every key built from them is dual-stack.
+ */
+#ifndef ES_PARSE_H
+#define ES_PARSE_H
+
+#include "es_bpf.h"
+
+#define ES_PKT_F_IPV6 0x01
+#define ES_PKT_F_VLAN 0x02
+#define ES_PKT_F_FRAG 0x04  /* a fragment (first or not) */
+#define ES_PKT_F_L4 0x08    /* L4 header parsed: ports, flags, ICMP fields valid */
+#define ES_PKT_F_QINQ 0x10  /* two tags */
+#define ES_PKT_F_IPOPT 0x20 /* IPv4 options present */
+
+#define ES_MAX_VLAN_TAGS 2
+#define ES_MAX_IPV6_EXT 6
+/* Offsets are bounded so the verifier can track them; no real header is deeper. */
+#define ES_MAX_L3_OFF 64
+#define ES_MAX_L4_OFF 512
+
+#define TCP_F_FIN 0x01
+#define TCP_F_SYN 0x02
+#define TCP_F_RST 0x04
+#define TCP_F_PSH 0x08
+#define TCP_F_ACK 0x10
+#define TCP_F_URG 0x20
+
+struct es_pkt {
+	__u8 src[16];
+	__u8 dst[16];
+	__u8 src_mac[6];
+	__u8 dst_mac[6];
+	__u16 eth_proto;     /* host order, after the tags */
+	__u16 vlan_id;	     /* outer tag's VID (host order), 0 when untagged */
+	__u16 inner_vlan_id; /* inner tag's VID with QinQ */
+	__u16 sport;	     /* host order; 0 unless TCP/UDP */
+	__u16 dport;
+	__u16 l3_off;
+	__u16 l4_off;
+	__u16 l3_len;	/* IPv4 total length or IPv6 payload length + 40 */
+	__u8 proto;	/* final L4 protocol */
+	__u8 flags;	/* ES_PKT_F_* */
+	__u8 tcp_flags; /* FSRPAU bits */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 dscp;
+	__u8 ttl; /* TTL or hop limit */
+	__u8 vlan_depth;
+	__u8 ext_count; /* IPv6 extension headers skipped */
+	__u8 pad[3];
+};
+
+struct es_icmphdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u32 rest;
+};
+
+struct es_vlanhdr {
+	__u16 tci;
+	__u16 proto;
+};
+
+struct es_ipv6_opt {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct es_ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__u16 frag_off; /* offset << 3 | M */
+	__u32 id;
+};
+
+static __always_inline void es_addr_v4mapped(__u8 *dst, __u32 be_addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &be_addr, 4);
+}
+
+/* True when the window [off, off + len) fits in the packet. */
+#define ES_FITS(data, data_end, off, len) ((void *)(data) + (off) + (len) <= (void *)(data_end))
+
+static __always_inline int es_parse_l4(void *data, void *data_end, struct es_pkt *pkt, __u32 off)
+{
+	if (off > ES_MAX_L4_OFF)
+		return ES_R_TRUNC_L4;
+	barrier_var(off);
+	pkt->l4_off = off;
+
+	switch (pkt->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = data + off;
+
+		if (!ES_FITS(data, data_end, off, sizeof(*th)))
+			return ES_R_TRUNC_L4;
+		if (th->doff < 5)
+			return ES_R_TRUNC_L4;
+		pkt->sport = bpf_ntohs(th->source);
+		pkt->dport = bpf_ntohs(th->dest);
+		pkt->tcp_flags = ((__u8 *)th)[13] & 0x3f;
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = data + off;
+
+		if (!ES_FITS(data, data_end, off, sizeof(*uh)))
+			return ES_R_TRUNC_L4;
+		pkt->sport = bpf_ntohs(uh->source);
+		pkt->dport = bpf_ntohs(uh->dest);
+		break;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_: {
+		struct es_icmphdr *ih = data + off;
+
+		if (!ES_FITS(data, data_end, off, 4))
+			return ES_R_TRUNC_L4;
+		pkt->icmp_type = ih->type;
+		pkt->icmp_code = ih->code;
+		break;
+	}
+	default: return 0; /* other protocols: no L4 fields */
+	}
+	pkt->flags |= ES_PKT_F_L4;
+	return 0;
+}
+
+static __always_inline int es_parse_ipv4(void *data, void *data_end, struct es_pkt *pkt, __u32 off)
+{
+	struct iphdr *iph = data + off;
+	__u32 ihl, tot;
+
+	if (!ES_FITS(data, data_end, off, sizeof(*iph)))
+		return ES_R_TRUNC_IPV4;
+	if (iph->version != 4)
+		return ES_R_BAD_IHL;
+	ihl = iph->ihl * 4;
+	if (ihl < sizeof(*iph))
+		return ES_R_BAD_IHL;
+	if (!ES_FITS(data, data_end, off, ihl))
+		return ES_R_TRUNC_IPV4;
+	tot = bpf_ntohs(iph->tot_len);
+	if (tot < ihl)
+		return ES_R_BAD_IPV4_LEN;
+
+	es_addr_v4mapped(pkt->src, iph->saddr);
+	es_addr_v4mapped(pkt->dst, iph->daddr);
+	pkt->proto = iph->protocol;
+	pkt->dscp = iph->tos >> 2;
+	pkt->ttl = iph->ttl;
+	pkt->l3_len = tot;
+	if (ihl > sizeof(*iph))
+		pkt->flags |= ES_PKT_F_IPOPT;
+
+	/* MF set or a non-zero offset: a fragment; only the first has L4 headers. */
+	if (iph->frag_off & bpf_htons(0x3fff)) {
+		pkt->flags |= ES_PKT_F_FRAG;
+		if (iph->frag_off & bpf_htons(0x1fff))
+			return ES_R_FRAGMENT;
+	}
+	return es_parse_l4(data, data_end, pkt, off + ihl);
+}
+
+static __always_inline int es_parse_ipv6(void *data, void *data_end, struct es_pkt *pkt, __u32 off)
+{
+	struct ipv6hdr *ip6 = data + off;
+	__u8 nh;
+	int i;
+
+	if (!ES_FITS(data, data_end, off, sizeof(*ip6)))
+		return ES_R_TRUNC_IPV6;
+	__builtin_memcpy(pkt->src, &ip6->saddr, 16);
+	__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+	pkt->flags |= ES_PKT_F_IPV6;
+	pkt->dscp = ((bpf_ntohs(*(__u16 *)ip6) >> 4) & 0xff) >> 2;
+	pkt->ttl = ip6->hop_limit;
+	pkt->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	nh = ip6->nexthdr;
+	off += sizeof(*ip6);
+
+#pragma unroll
+	for (i = 0; i < ES_MAX_IPV6_EXT; i++) {
+		if (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_) {
+			struct es_ipv6_opt *opt;
+
+			if (off > ES_MAX_L4_OFF)
+				return ES_R_TRUNC_EXTHDR;
+			opt = data + off;
+			if (!ES_FITS(data, data_end, off, sizeof(*opt)))
+				return ES_R_TRUNC_EXTHDR;
+			nh = opt->nexthdr;
+			off += (opt->hdrlen + 1) * 8;
+			pkt->ext_count++;
+		} else if (nh == IPPROTO_FRAGMENT_) {
+			struct es_ipv6_frag *fh;
+
+			if (off > ES_MAX_L4_OFF)
+				return ES_R_TRUNC_EXTHDR;
+			fh = data + off;
+			if (!ES_FITS(data, data_end, off, sizeof(*fh)))
+				return ES_R_TRUNC_EXTHDR;
+			nh = fh->nexthdr;
+			off += sizeof(*fh);
+			pkt->ext_count++;
+			pkt->flags |= ES_PKT_F_FRAG;
+			if (fh->frag_off & bpf_htons(0xfff8)) {
+				pkt->proto = nh;
+				return ES_R_FRAGMENT;
+			}
+		} else {
+			break;
+		}
+	}
+	if (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_ ||
+	    nh == IPPROTO_FRAGMENT_)
+		return ES_R_EXTHDR_TOO_MANY;
+	pkt->proto = nh;
+	/* AH, ESP and No-Next-Header end the walk without an L4 view. */
+	return es_parse_l4(data, data_end, pkt, off);
+}
+
+/*
+ * Parse [data, data_end). Returns 0 for an IP packet with its L4 fields
+ * filled when present, or an es_reason explaining why not: ES_R_NON_IP,
+ * ES_R_FRAGMENT (IP fields valid, no L4 view) or a truncation/malformation.
+ */
+static __always_inline int es_parse(void *data, void *data_end, struct es_pkt *pkt)
+{
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__u16 proto;
+	int i;
+
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	if (!ES_FITS(data, data_end, 0, sizeof(*eth)))
+		return ES_R_TRUNC_ETH;
+	__builtin_memcpy(pkt->dst_mac, eth->h_dest, 6);
+	__builtin_memcpy(pkt->src_mac, eth->h_source, 6);
+	proto = bpf_ntohs(eth->h_proto);
+
+#pragma unroll
+	for (i = 0; i < ES_MAX_VLAN_TAGS; i++) {
+		struct es_vlanhdr *vh;
+
+		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
+			break;
+		vh = data + off;
+		if (!ES_FITS(data, data_end, off, sizeof(*vh)))
+			return ES_R_TRUNC_VLAN;
+		if (i == 0) {
+			pkt->vlan_id = bpf_ntohs(vh->tci) & 0x0fff;
+			pkt->flags |= ES_PKT_F_VLAN;
+		} else {
+			pkt->inner_vlan_id = bpf_ntohs(vh->tci) & 0x0fff;
+			pkt->flags |= ES_PKT_F_QINQ;
+		}
+		pkt->vlan_depth++;
+		proto = bpf_ntohs(vh->proto);
+		off += sizeof(*vh);
+	}
+	pkt->eth_proto = proto;
+	pkt->l3_off = off;
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
+		return ES_R_VLAN_TOO_DEEP;
+	if (proto == ETH_P_IP)
+		return es_parse_ipv4(data, data_end, pkt, off);
+	if (proto == ETH_P_IPV6)
+		return es_parse_ipv6(data, data_end, pkt, off);
+	return ES_R_NON_IP;
+}
+
+/* Is this reason a malformed or truncated packet (counted as an error)? */
+static __always_inline int es_reason_is_error(int r)
+{
+	return r != 0 && r != ES_R_NON_IP && r != ES_R_FRAGMENT;
+}
+
+/* Host-order words of network.md §0 from a parsed 16-byte address. */
+static __always_inline void es_addr_words(__u32 *out, const __u8 *a, int v6)
+{
+	if (!v6) {
+		out[0] = ((__u32)a[12] << 24) | ((__u32)a[13] << 16) | ((__u32)a[14] << 8) | a[15];
+		out[1] = out[2] = out[3] = 0;
+		return;
+	}
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		out[i] = ((__u32)a[4 * i] << 24) | ((__u32)a[4 * i + 1] << 16) |
+			 ((__u32)a[4 * i + 2] << 8) | a[4 * i + 3];
+}
+
+#endif /* ES_PARSE_H */
