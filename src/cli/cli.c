@@ -237,7 +237,7 @@ static void print_kv(const json_t *obj, int indent)
 		}
 		char *s = cell(v);
 
-		printf("%*s%-*s  %s\n", indent, "", (int)w + 1, k, s ? s : "");
+		printf("%*s%-*s  %s\n", indent, "", (int)w, k, s ? s : "");
 		free(s);
 	}
 }
