@@ -43,6 +43,7 @@ BPF_CFLAGS := -target bpf -O2 -g -D__TARGET_ARCH_x86 -Wall -Werror -Wno-unused-f
 
 # ---- sources ---------------------------------------------------------------
 BPF_SRCS  := $(sort $(wildcard src/domains/*/*.bpf.c))
+TEST_BPF_SRCS := $(sort $(wildcard tests/kernel/*.bpf.c))
 BPF_NAMES := $(notdir $(BPF_SRCS:.bpf.c=))
 BPF_OBJS  := $(addprefix $(BPFOUT)/,$(BPF_NAMES:=.bpf.o))
 SKELS     := $(addprefix $(GEN)/skel/,$(BPF_NAMES:=.skel.h))
@@ -74,20 +75,20 @@ $(GEN)/vmlinux.h:
 $(BPFOUT)/%.bpf.o: $(GEN)/vmlinux.h $(BPF_HDRS)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $(filter %/$*.bpf.c,$(BPF_SRCS)) -o $@
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $(filter %/$*.bpf.c,$(BPF_SRCS) $(TEST_BPF_SRCS)) -o $@
 
 $(GEN)/skel/%.skel.h: $(BPFOUT)/%.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) gen skeleton $< name es_$* > $@
 
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(addprefix $(BPFOUT)/,$(notdir $(TEST_BPF_SRCS:.bpf.c=.bpf.o)))
 
 # Each BPF object depends on its own source.
 define bpf_src_dep
 $(BPFOUT)/$(notdir $(1:.bpf.c=)).bpf.o: $(1)
 endef
-$(foreach s,$(BPF_SRCS),$(eval $(call bpf_src_dep,$(s))))
+$(foreach s,$(BPF_SRCS) $(TEST_BPF_SRCS),$(eval $(call bpf_src_dep,$(s))))
 
 # ---- generated sources ------------------------------------------------------
 $(GEN)/openapi.json: $(OPENAPI_PARTS) tools/openapi_merge.py

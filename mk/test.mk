@@ -5,8 +5,9 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_OBJ   := $(BUILD)/asan
 UNIT_SRCS  := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN   := $(BUILD)/tests/unit_tests
-KTEST_SRCS := $(sort $(wildcard tests/kernel/*.c))
+KTEST_SRCS := $(filter-out %.bpf.c,$(sort $(wildcard tests/kernel/*.c)))
 KTEST_BIN  := $(BUILD)/tests/kernel_tests
+KTEST_SKELS := $(addprefix $(GEN)/skel/,$(notdir $(TEST_BPF_SRCS:.bpf.c=.skel.h)))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_OBJ   := $(BUILD)/fuzzobj
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
@@ -25,7 +26,7 @@ $(UNIT_BIN): $(UNIT_SRCS) $(ASAN_LIB_OBJS) tests/unit/unit.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $(UNIT_SRCS) $(ASAN_LIB_OBJS) $(LDLIBS) -lcriterion
 
-$(KTEST_BIN): $(KTEST_SRCS) $(LIBES) $(wildcard tests/kernel/*.h)
+$(KTEST_BIN): $(KTEST_SRCS) $(LIBES) $(wildcard tests/kernel/*.h) $(KTEST_SKELS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $(KTEST_SRCS) -Wl,--whole-archive $(LIBES) -Wl,--no-whole-archive $(LDLIBS) -lcriterion

@@ -11,50 +11,7 @@
 
 #include "es_bpf.h"
 
-#define ES_PKT_F_IPV6 0x01
-#define ES_PKT_F_VLAN 0x02
-#define ES_PKT_F_FRAG 0x04  /* a fragment (first or not) */
-#define ES_PKT_F_L4 0x08    /* L4 header parsed: ports, flags, ICMP fields valid */
-#define ES_PKT_F_QINQ 0x10  /* two tags */
-#define ES_PKT_F_IPOPT 0x20 /* IPv4 options present */
-
-#define ES_MAX_VLAN_TAGS 2
-#define ES_MAX_IPV6_EXT 6
-/* Offsets are bounded so the verifier can track them; no real header is deeper. */
-#define ES_MAX_L3_OFF 64
-#define ES_MAX_L4_OFF 512
-
-#define TCP_F_FIN 0x01
-#define TCP_F_SYN 0x02
-#define TCP_F_RST 0x04
-#define TCP_F_PSH 0x08
-#define TCP_F_ACK 0x10
-#define TCP_F_URG 0x20
-
-struct es_pkt {
-	__u8 src[16];
-	__u8 dst[16];
-	__u8 src_mac[6];
-	__u8 dst_mac[6];
-	__u16 eth_proto;     /* host order, after the tags */
-	__u16 vlan_id;	     /* outer tag's VID (host order), 0 when untagged */
-	__u16 inner_vlan_id; /* inner tag's VID with QinQ */
-	__u16 sport;	     /* host order; 0 unless TCP/UDP */
-	__u16 dport;
-	__u16 l3_off;
-	__u16 l4_off;
-	__u16 l3_len;	/* IPv4 total length or IPv6 payload length + 40 */
-	__u8 proto;	/* final L4 protocol */
-	__u8 flags;	/* ES_PKT_F_* */
-	__u8 tcp_flags; /* FSRPAU bits */
-	__u8 icmp_type;
-	__u8 icmp_code;
-	__u8 dscp;
-	__u8 ttl; /* TTL or hop limit */
-	__u8 vlan_depth;
-	__u8 ext_count; /* IPv6 extension headers skipped */
-	__u8 pad[3];
-};
+#include "abi/pkt.h"
 
 struct es_icmphdr {
 	__u8 type;

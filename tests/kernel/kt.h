@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: AGPL-3.0-only */
+/*
+ * Kernel test harness: a private pin directory per test process (under the
+ * host bpffs, removed afterwards) and BPF_PROG_TEST_RUN wrappers.
+ */
+#ifndef ES_KT_H
+#define ES_KT_H
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "kernel/kernel.h"
+#include "pkt.h"
+
+static char kt_pin[128];
+
+/* Prepare a private pin directory (mounting bpffs if the host has none). */
+static inline void kt_setup(void)
+{
+	char *none[] = {NULL};
+
+	snprintf(kt_pin, sizeof(kt_pin), "/sys/fs/bpf/es-ktest-%d", getpid());
+	cr_assert_eq(es_kernel_init(&(struct es_kernel_opts){.pin_dir = kt_pin,
+							       .ifnames = none}),
+		     0, "cannot prepare %s", kt_pin);
+}
+
+static inline void kt_teardown(void)
+{
+	es_kernel_shutdown(true);
+}
+
+/* Open options that pin shared maps into the test's directory. */
+#define KT_OPEN_OPTS(name) LIBBPF_OPTS(bpf_object_open_opts, name, .pin_root_path = kt_pin)
+
+struct kt_run {
+	__u32 retval;
+	__u8 out[2048];
+	__u32 out_len;
+};
+
+/* Run an XDP program once on the frame. */
+static inline void kt_xdp(int prog_fd, const struct pb *p, struct kt_run *r)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->buf, .data_size_in = (__u32)p->len,
+		    .data_out = r->out, .data_size_out = sizeof(r->out), .repeat = 1);
+
+	cr_assert_eq(bpf_prog_test_run_opts(prog_fd, &o), 0, "test run failed: %s",
+		     strerror(errno));
+	r->retval = o.retval;
+	r->out_len = o.data_size_out;
+}
+
+/* Sum of one per-CPU u64 slot. */
+static inline uint64_t kt_percpu(int map_fd, __u32 key)
+{
+	uint64_t v = 0;
+
+	cr_assert_eq(es_percpu_sum(map_fd, key, &v), 0);
+	return v;
+}
+
+#endif
