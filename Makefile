@@ -82,7 +82,7 @@ $(GEN)/skel/%.skel.h: $(BPFOUT)/%.bpf.o
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) gen skeleton $< name es_$* > $@
 
-.SECONDARY: $(BPF_OBJS) $(addprefix $(BPFOUT)/,$(notdir $(TEST_BPF_SRCS:.bpf.c=.bpf.o)))
+.SECONDARY:
 
 # Each BPF object depends on its own source.
 define bpf_src_dep

@@ -336,8 +336,10 @@ static int ulfius_cb(const struct _u_request *u, struct _u_response *ur, void *d
 	} else {
 		ulfius_set_empty_body_response(ur, (unsigned)(resp.status ? resp.status : 500));
 	}
+	/* ulfius ignores an empty binary body: set the status in every case. */
+	ur->status = (long)(resp.status ? resp.status : 500);
 	if (!strcmp(u->http_verb, "HEAD"))
-		ulfius_set_empty_body_response(ur, ur->status);
+		ulfius_set_empty_body_response(ur, (unsigned)ur->status);
 	es_resp_clear(&resp);
 	return U_CALLBACK_COMPLETE;
 }

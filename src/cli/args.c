@@ -45,15 +45,17 @@ void es_args_parse(int argc, char **argv, const char *env_token, struct es_args 
 		/* Global options, accepted anywhere on the line. */
 		if (is_opt(arg, "--token", NULL)) {
 			if (!(v = opt_value(argc, argv, &i, "--token")))
-				return usage_error(a, "a value is required for '%s' but none was supplied",
-						   "--token <TOKEN>");
+				return usage_error(
+				    a, "a value is required for '%s' but none was supplied",
+				    "--token <TOKEN>");
 			a->token = v;
 			continue;
 		}
 		if (is_opt(arg, "--output", "-o")) {
 			if (!(v = opt_value(argc, argv, &i, "--output")))
-				return usage_error(a, "a value is required for '%s' but none was supplied",
-						   "--output <OUTPUT>");
+				return usage_error(
+				    a, "a value is required for '%s' but none was supplied",
+				    "--output <OUTPUT>");
 			if (!strcmp(v, "json"))
 				a->json_out = true;
 			else if (!strcmp(v, "table"))
@@ -81,27 +83,32 @@ void es_args_parse(int argc, char **argv, const char *env_token, struct es_args 
 		/* Daemon options come before the command word. */
 		if (is_opt(arg, "--config", "-c")) {
 			if (!(a->daemon.config_path = opt_value(argc, argv, &i, "--config")))
-				return usage_error(a, "a value is required for '%s' but none was supplied",
-						   "--config <CONFIG>");
+				return usage_error(
+				    a, "a value is required for '%s' but none was supplied",
+				    "--config <CONFIG>");
 		} else if (is_opt(arg, "--log-level", "-l")) {
 			if (!(v = opt_value(argc, argv, &i, "--log-level")))
-				return usage_error(a, "a value is required for '%s' but none was supplied",
-						   "--log-level <LOG_LEVEL>");
+				return usage_error(
+				    a, "a value is required for '%s' but none was supplied",
+				    "--log-level <LOG_LEVEL>");
 			if (es_log_level_parse(v, &a->daemon.level))
-				return usage_error(a,
-						   "invalid value '%s' for '--log-level <LOG_LEVEL>' "
-						   "[possible values: error, warn, info, debug, trace]",
-						   v);
+				return usage_error(
+				    a,
+				    "invalid value '%s' for '--log-level <LOG_LEVEL>' "
+				    "[possible values: error, warn, info, debug, trace]",
+				    v);
 			a->daemon.have_level = true;
 		} else if (is_opt(arg, "--log-format", NULL)) {
 			if (!(v = opt_value(argc, argv, &i, "--log-format")))
-				return usage_error(a, "a value is required for '%s' but none was supplied",
-						   "--log-format <LOG_FORMAT>");
+				return usage_error(
+				    a, "a value is required for '%s' but none was supplied",
+				    "--log-format <LOG_FORMAT>");
 			if (es_log_format_parse(v, &a->daemon.format))
-				return usage_error(a,
-						   "invalid value '%s' for '--log-format <LOG_FORMAT>' "
-						   "[possible values: json, text]",
-						   v);
+				return usage_error(
+				    a,
+				    "invalid value '%s' for '--log-format <LOG_FORMAT>' "
+				    "[possible values: json, text]",
+				    v);
 			a->daemon.have_format = true;
 		} else if (arg[0] == '-') {
 			return usage_error(a, "unexpected argument '%s' found", arg);

@@ -25,8 +25,7 @@ static inline void kt_setup(void)
 	char *none[] = {NULL};
 
 	snprintf(kt_pin, sizeof(kt_pin), "/sys/fs/bpf/es-ktest-%d", getpid());
-	cr_assert_eq(es_kernel_init(&(struct es_kernel_opts){.pin_dir = kt_pin,
-							       .ifnames = none}),
+	cr_assert_eq(es_kernel_init(&(struct es_kernel_opts){.pin_dir = kt_pin, .ifnames = none}),
 		     0, "cannot prepare %s", kt_pin);
 }
 

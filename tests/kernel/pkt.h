@@ -31,9 +31,9 @@
 struct pb {
 	uint8_t buf[2048];
 	size_t len;
-	int l3;  /* offset of the IP header, -1 when none */
+	int l3;	 /* offset of the IP header, -1 when none */
 	int ver; /* 4 or 6 */
-	int l4;  /* offset of the L4 header, -1 when none */
+	int l4;	 /* offset of the L4 header, -1 when none */
 	uint8_t l4proto;
 };
 
@@ -49,7 +49,10 @@ static inline void pb_put(struct pb *p, const void *d, size_t n)
 	p->len += n;
 }
 
-static inline void pb_u8(struct pb *p, uint8_t v) { pb_put(p, &v, 1); }
+static inline void pb_u8(struct pb *p, uint8_t v)
+{
+	pb_put(p, &v, 1);
+}
 static inline void pb_be16(struct pb *p, uint16_t v)
 {
 	v = htons(v);
@@ -97,7 +100,7 @@ static inline void pb_ipv4(struct pb *p, const char *src, const char *dst, uint8
 	p->l4proto = proto;
 	pb_u8(p, (uint8_t)(0x40 | (5 + opt_words)));
 	pb_u8(p, 0x00); /* tos */
-	pb_be16(p, 0);  /* total length: pb_finish */
+	pb_be16(p, 0);	/* total length: pb_finish */
 	pb_be16(p, 0x1234);
 	pb_be16(p, frag);
 	pb_u8(p, 64);

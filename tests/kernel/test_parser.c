@@ -291,14 +291,14 @@ Test(parser, truncated_and_malformed)
 		int kind; /* 0 v4 tcp, 1 v4 bad ihl, 2 v6 tcp, 3 vlan, 4 v4 tot_len < ihl */
 		int expect;
 	} cases[] = {
-		/* (A frame shorter than Ethernet cannot be fed: test_run needs 14 bytes.) */
-		{"ipv4 cut in header", 14 + 12, 0, ES_R_TRUNC_IPV4},
-		{"tcp cut in header", 14 + 20 + 10, 0, ES_R_TRUNC_L4},
-		{"bogus ihl (4)", 0, 1, ES_R_BAD_IHL},
-		{"ipv6 cut in header", 14 + 30, 2, ES_R_TRUNC_IPV6},
-		{"ipv6 tcp cut", 14 + 40 + 4, 2, ES_R_TRUNC_L4},
-		{"vlan tag cut", 16, 3, ES_R_TRUNC_VLAN},
-		{"total length below ihl", 0, 4, ES_R_BAD_IPV4_LEN},
+	    /* (A frame shorter than Ethernet cannot be fed: test_run needs 14 bytes.) */
+	    {"ipv4 cut in header", 14 + 12, 0, ES_R_TRUNC_IPV4},
+	    {"tcp cut in header", 14 + 20 + 10, 0, ES_R_TRUNC_L4},
+	    {"bogus ihl (4)", 0, 1, ES_R_BAD_IHL},
+	    {"ipv6 cut in header", 14 + 30, 2, ES_R_TRUNC_IPV6},
+	    {"ipv6 tcp cut", 14 + 40 + 4, 2, ES_R_TRUNC_L4},
+	    {"vlan tag cut", 16, 3, ES_R_TRUNC_VLAN},
+	    {"total length below ihl", 0, 4, ES_R_BAD_IPV4_LEN},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

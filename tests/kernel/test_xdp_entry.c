@@ -130,7 +130,7 @@ Test(xdp_entry, maps_are_pinned_in_the_pin_directory)
 	char path[256];
 
 	for (const char *const *n = (const char *const[]){"es_reasons", "config_flags", "events",
-							     "fw_metrics", "xdp_prog_array", NULL};
+							  "fw_metrics", "xdp_prog_array", NULL};
 	     *n; n++) {
 		snprintf(path, sizeof(path), "%s/%s", kt_pin, *n);
 		cr_expect_eq(access(path, F_OK), 0, "%s not pinned", path);

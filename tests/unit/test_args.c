@@ -5,10 +5,10 @@
 
 #include "cli/args.h"
 
-#define PARSE(a, ...)                                                                      \
-	do {                                                                               \
-		char *argv_[] = {"ebpfsentinel-agent", __VA_ARGS__, NULL};                 \
-		es_args_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, NULL, a); \
+#define PARSE(a, ...)                                                                              \
+	do {                                                                                       \
+		char *argv_[] = {"ebpfsentinel-agent", __VA_ARGS__, NULL};                         \
+		es_args_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, NULL, a);        \
 	} while (0)
 
 Test(args, no_command_runs_the_daemon_with_default_config)

@@ -17,8 +17,8 @@ static void h_status(const struct es_req *req, struct es_resp *resp)
 {
 	es_resp_json(resp, 200,
 		     json_pack("{s:s,s:I,s:b,s:i,s:b,s:s}", "version", "0.1.0", "uptime_seconds",
-			       (json_int_t)42, "ebpf_loaded", 1, "rule_count", 3, "firewall_enabled",
-			       1, "firewall_mode", "block"));
+			       (json_int_t)42, "ebpf_loaded", 1, "rule_count", 3,
+			       "firewall_enabled", 1, "firewall_mode", "block"));
 }
 
 static void h_health(const struct es_req *req, struct es_resp *resp)
@@ -37,11 +37,11 @@ static void h_missing(const struct es_req *req, struct es_resp *resp)
 }
 
 static const struct es_route routes[] = {
-	{"GET", "/api/v1/agent/status", h_status, 0},
-	{"GET", "/healthz", h_health, ES_RT_PUBLIC},
-	{"GET", "/readyz", h_ready, ES_RT_PUBLIC},
-	{"DELETE", "/api/v1/firewall/rules/{id}", h_missing, 0},
-	{NULL, NULL, NULL, 0},
+    {"GET", "/api/v1/agent/status", h_status, 0},
+    {"GET", "/healthz", h_health, ES_RT_PUBLIC},
+    {"GET", "/readyz", h_ready, ES_RT_PUBLIC},
+    {"DELETE", "/api/v1/firewall/rules/{id}", h_missing, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 static void start(void)
@@ -50,7 +50,7 @@ static void start(void)
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	es_http_add_routes(routes);
 	cr_assert_eq(es_http_start(&(struct es_http_opts){.bind_address = "127.0.0.1",
-							    .port = (uint16_t)port}),
+							  .port = (uint16_t)port}),
 		     0);
 	cr_redirect_stdout();
 	cr_redirect_stderr();
@@ -69,9 +69,10 @@ Test(cli, status_as_json_is_the_server_document)
 
 	cr_assert_eq(es_cli_main(3, argv, NULL, true), 0);
 	fflush(stdout);
-	cr_assert_stdout_eq_str("{\n  \"version\": \"0.1.0\",\n  \"uptime_seconds\": 42,\n"
-				"  \"ebpf_loaded\": true,\n  \"rule_count\": 3,\n"
-				"  \"firewall_enabled\": true,\n  \"firewall_mode\": \"block\"\n}\n");
+	cr_assert_stdout_eq_str(
+	    "{\n  \"version\": \"0.1.0\",\n  \"uptime_seconds\": 42,\n"
+	    "  \"ebpf_loaded\": true,\n  \"rule_count\": 3,\n"
+	    "  \"firewall_enabled\": true,\n  \"firewall_mode\": \"block\"\n}\n");
 }
 
 Test(cli, status_as_table)
@@ -109,7 +110,7 @@ Test(cli, port_from_environment_and_flag_wins)
 	unsetenv("EBPFSENTINEL_PORT");
 	fflush(stderr);
 	cr_expect_stderr_eq_str(
-		"Error: cannot connect to agent at http://127.0.0.1:1 — is the agent running?\n");
+	    "Error: cannot connect to agent at http://127.0.0.1:1 — is the agent running?\n");
 }
 
 Test(cli, standard_error_body_is_reported_with_code_and_status)

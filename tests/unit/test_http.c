@@ -9,8 +9,7 @@ static void h_echo(const struct es_req *req, struct es_resp *resp)
 {
 	const char *id = req->param(req, "id");
 
-	es_resp_json(resp, 201,
-		     json_pack("{s:s?,s:O?}", "id", id, "body", req->body));
+	es_resp_json(resp, 201, json_pack("{s:s?,s:O?}", "id", id, "body", req->body));
 }
 
 static void h_limit(const struct es_req *req, struct es_resp *resp)
@@ -23,10 +22,10 @@ static void h_limit(const struct es_req *req, struct es_resp *resp)
 }
 
 static const struct es_route routes[] = {
-	{"POST", "/api/v1/things", h_echo, ES_RT_JSON | ES_RT_WRITE},
-	{"DELETE", "/api/v1/things/{id}", h_echo, ES_RT_WRITE},
-	{"GET", "/api/v1/things", h_limit, 0},
-	{NULL, NULL, NULL, 0},
+    {"POST", "/api/v1/things", h_echo, ES_RT_JSON | ES_RT_WRITE},
+    {"DELETE", "/api/v1/things/{id}", h_echo, ES_RT_WRITE},
+    {"GET", "/api/v1/things", h_limit, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 static void setup(void)

@@ -15,10 +15,10 @@ static char *render(bool om)
 
 Test(metrics, counter_families_and_label_escaping, .fini = es_metrics_reset)
 {
-	struct es_mfam *c = es_metric_family("ebpfsentinel_alerts", "Alerts produced",
-					     ES_M_COUNTER, "component,severity");
-	struct es_mfam *g = es_metric_family("ebpfsentinel_ips_blacklist_size", "size", ES_M_GAUGE,
-					     NULL);
+	struct es_mfam *c = es_metric_family("ebpfsentinel_alerts", "Alerts produced", ES_M_COUNTER,
+					     "component,severity");
+	struct es_mfam *g =
+	    es_metric_family("ebpfsentinel_ips_blacklist_size", "size", ES_M_GAUGE, NULL);
 	char *s;
 
 	es_metric_add(c, 1, "ids", "high");
@@ -27,16 +27,19 @@ Test(metrics, counter_families_and_label_escaping, .fini = es_metrics_reset)
 	es_metric_set(g, 7);
 	s = render(false);
 	cr_expect_not_null(strstr(s, "# TYPE ebpfsentinel_alerts_total counter\n"), "%s", s);
-	cr_expect_not_null(strstr(s, "ebpfsentinel_alerts_total{component=\"ids\",severity=\"high\"} 3\n"),
-			   "%s", s);
+	cr_expect_not_null(
+	    strstr(s, "ebpfsentinel_alerts_total{component=\"ids\",severity=\"high\"} 3\n"), "%s",
+	    s);
 	cr_expect_not_null(strstr(s, "component=\"we\\\"ird\\\\\""), "%s", s);
-	cr_expect_not_null(strstr(s, "# TYPE ebpfsentinel_ips_blacklist_size gauge\nebpfsentinel_ips_blacklist_size 7\n"),
+	cr_expect_not_null(strstr(s, "# TYPE ebpfsentinel_ips_blacklist_size "
+				     "gauge\nebpfsentinel_ips_blacklist_size 7\n"),
 			   "%s", s);
 	cr_expect_null(strstr(s, "# EOF"));
 	free(s);
 	s = render(true);
 	cr_expect_not_null(strstr(s, "# TYPE ebpfsentinel_alerts counter\n"), "%s", s);
-	cr_expect_not_null(strstr(s, "ebpfsentinel_alerts_total{component=\"ids\",severity=\"high\"} 3\n"));
+	cr_expect_not_null(
+	    strstr(s, "ebpfsentinel_alerts_total{component=\"ids\",severity=\"high\"} 3\n"));
 	cr_expect(strlen(s) > 6 && !strcmp(s + strlen(s) - 6, "# EOF\n"), "%s", s);
 	free(s);
 }
@@ -55,8 +58,8 @@ Test(metrics, family_without_samples_emits_only_metadata, .fini = es_metrics_res
 
 Test(metrics, mirror_stays_monotonic_across_source_resets, .fini = es_metrics_reset)
 {
-	struct es_mfam *f = es_metric_family("ebpfsentinel_packets", "p", ES_M_COUNTER,
-					     "interface,action");
+	struct es_mfam *f =
+	    es_metric_family("ebpfsentinel_packets", "p", ES_M_COUNTER, "interface,action");
 	double v;
 
 	es_metric_mirror(f, 10, "FIREWALL_METRICS", "passed");

@@ -9,23 +9,23 @@ static const struct {
 	const char *in, *out; /* out NULL: must fail */
 	unsigned plen;
 } cidrs[] = {
-	{"10.0.0.1", "10.0.0.1", 32},
-	{"10.1.2.3/8", "10.0.0.0/8", 8},
-	{"192.168.1.77/24", "192.168.1.0/24", 24},
-	{"0.0.0.0/0", "0.0.0.0/0", 0},
-	{"2001:db8::1", "2001:db8::1", 128},
-	{"2001:db8:abcd::1/48", "2001:db8:abcd::/48", 48},
-	{"[2001:db8::5]", "2001:db8::5", 128},
-	{"::/0", "::/0", 0},
-	{"10.0.0.0/33", NULL, 0},
-	{"2001:db8::/129", NULL, 0},
-	{"10.0.0/8", NULL, 0},
-	{"10.0.0.0/", NULL, 0},
-	{"10.0.0.0/-1", NULL, 0},
-	{"10.0.0.0/8x", NULL, 0},
-	{"", NULL, 0},
-	{"/8", NULL, 0},
-	{"host.example", NULL, 0},
+    {"10.0.0.1", "10.0.0.1", 32},
+    {"10.1.2.3/8", "10.0.0.0/8", 8},
+    {"192.168.1.77/24", "192.168.1.0/24", 24},
+    {"0.0.0.0/0", "0.0.0.0/0", 0},
+    {"2001:db8::1", "2001:db8::1", 128},
+    {"2001:db8:abcd::1/48", "2001:db8:abcd::/48", 48},
+    {"[2001:db8::5]", "2001:db8::5", 128},
+    {"::/0", "::/0", 0},
+    {"10.0.0.0/33", NULL, 0},
+    {"2001:db8::/129", NULL, 0},
+    {"10.0.0/8", NULL, 0},
+    {"10.0.0.0/", NULL, 0},
+    {"10.0.0.0/-1", NULL, 0},
+    {"10.0.0.0/8x", NULL, 0},
+    {"", NULL, 0},
+    {"/8", NULL, 0},
+    {"host.example", NULL, 0},
 };
 
 Test(net, cidr_parse_and_format)
@@ -92,18 +92,18 @@ Test(net, port_ranges)
 		unsigned s, e;
 		const char *why;
 	} cases[] = {
-		{"80", 1, 80, 80, NULL},
-		{"0", 1, 0, 0, NULL},
-		{"65535", 1, 65535, 65535, NULL},
-		{"80-443", 1, 80, 443, NULL},
-		{"443-80", 0, 0, 0, "start port 443 is greater than end port 80"},
-		{"65536", 0, 0, 0, "port out of range (0-65535)"},
-		{"1-70000", 0, 0, 0, "port out of range (0-65535)"},
-		{"http", 0, 0, 0, "invalid port number"},
-		{"", 0, 0, 0, "invalid port number"},
-		{"-5", 0, 0, 0, "invalid port number"},
-		{"5-", 0, 0, 0, "invalid port number"},
-		{" 80", 0, 0, 0, "invalid port number"},
+	    {"80", 1, 80, 80, NULL},
+	    {"0", 1, 0, 0, NULL},
+	    {"65535", 1, 65535, 65535, NULL},
+	    {"80-443", 1, 80, 443, NULL},
+	    {"443-80", 0, 0, 0, "start port 443 is greater than end port 80"},
+	    {"65536", 0, 0, 0, "port out of range (0-65535)"},
+	    {"1-70000", 0, 0, 0, "port out of range (0-65535)"},
+	    {"http", 0, 0, 0, "invalid port number"},
+	    {"", 0, 0, 0, "invalid port number"},
+	    {"-5", 0, 0, 0, "invalid port number"},
+	    {"5-", 0, 0, 0, "invalid port number"},
+	    {" 80", 0, 0, 0, "invalid port number"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
