@@ -220,6 +220,25 @@ struct es_config *es_config_ref(struct es_config *cfg)
 	return cfg;
 }
 
+/*
+ * The node of a section: a top-level key, or a nested one written with a dot
+ * ("firewall.scrub") for domains that live inside another section.
+ */
+static int section_node(struct es_cfg *c, const json_t *root, const char *section, json_t **out)
+{
+	const char *dot = strchr(section, '.');
+	char parent[64];
+	json_t *p;
+
+	if (!dot)
+		return es_cfg_expect_object(c, root, "", section, out);
+	snprintf(parent, sizeof(parent), "%.*s", (int)(dot - section), section);
+	if (es_cfg_expect_object(c, root, "", parent, &p))
+		return -EINVAL;
+	*out = NULL;
+	return p ? es_cfg_expect_object(c, p, parent, dot + 1, out) : 0;
+}
+
 static struct es_config *build(struct es_doc *doc, const char *path, struct es_error *err)
 {
 	struct es_config *cfg = calloc(1, sizeof(*cfg));
@@ -244,7 +263,7 @@ static struct es_config *build(struct es_doc *doc, const char *path, struct es_e
 
 		if (!d->section || !d->parse)
 			continue;
-		if (es_cfg_expect_object(&c, cfg->doc.root, "", d->section, &node))
+		if (section_node(&c, cfg->doc.root, d->section, &node))
 			goto fail;
 		cfg->dcfg[i] = d->parse(&c, node, d->section, cfg->doc.root);
 		if (!cfg->dcfg[i]) {
@@ -352,8 +371,26 @@ json_t *es_config_to_json(const struct es_config *cfg)
 	for (unsigned i = 0; i < es_n_domains; i++) {
 		const struct es_domain *d = es_domains[i];
 
-		if (d->section && d->to_json && cfg->dcfg[i])
+		const char *dot;
+
+		if (!d->section || !d->to_json || !cfg->dcfg[i])
+			continue;
+		dot = strchr(d->section, '.');
+		if (!dot) {
 			json_object_set_new(root, d->section, d->to_json(cfg->dcfg[i]));
+		} else {
+			char parent[64];
+			json_t *p;
+
+			snprintf(parent, sizeof(parent), "%.*s", (int)(dot - d->section),
+				 d->section);
+			p = json_object_get(root, parent);
+			if (!json_is_object(p)) {
+				p = json_object();
+				json_object_set_new(root, parent, p);
+			}
+			json_object_set_new(p, dot + 1, d->to_json(cfg->dcfg[i]));
+		}
 	}
 	mask_secrets(root);
 	return root;

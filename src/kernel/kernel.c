@@ -259,6 +259,7 @@ void es_kernel_shutdown(bool rm_pins)
 {
 	for (int r = 0; r < ES_XDP_ROLE__COUNT; r++)
 		es_xdp_chain_set(r, -1, -1);
+	es_tc_detach_everything();
 	if (rm_pins && ready)
 		remove_pins();
 	ready = false;

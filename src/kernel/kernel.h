@@ -69,6 +69,38 @@ void es_xdp_set_attach_mode(enum es_xdp_attach_mode m);
 unsigned es_xdp_attached_count(enum es_xdp_role role);
 const char *es_xdp_mode_name(unsigned iface); /* "native", "generic" or "none" */
 
+/* ---- TC (network.md §1.3) ---- */
+enum es_tc_dir {
+	ES_TC_INGRESS = 0,
+	ES_TC_EGRESS,
+};
+
+/* Fixed priorities of the TC chain. */
+#define ES_TC_PRIO_CONNTRACK 1
+#define ES_TC_PRIO_SCRUB 2
+#define ES_TC_PRIO_NAT_INGRESS 3
+#define ES_TC_PRIO_THREATINTEL 4
+#define ES_TC_PRIO_IDS 5
+#define ES_TC_PRIO_DNS 6
+#define ES_TC_PRIO_NAT_EGRESS 1
+#define ES_TC_PRIO_CONNTRACK_EGRESS 2
+/* The handle all our filters use; (priority, handle) identifies one of ours. */
+#define ES_TC_HANDLE 0xE5u
+
+/*
+ * Attach prog_fd as a direct-action filter at (dir, prio) on every agent
+ * interface (creating clsact when absent). A predecessor's filter in that slot
+ * (a program named tc_*) is replaced atomically; a foreign one is left and the
+ * interface reported. Returns the number of interfaces attached.
+ */
+int es_tc_attach_all(const char *name, enum es_tc_dir dir, uint32_t prio, int prog_fd);
+void es_tc_detach_all(enum es_tc_dir dir, uint32_t prio);
+int es_tc_attach_ifindex(int ifindex, enum es_tc_dir dir, uint32_t prio, int prog_fd);
+/* Removes only our filter (same handle and priority, a tc_* program). */
+int es_tc_detach_ifindex(int ifindex, enum es_tc_dir dir, uint32_t prio);
+/* Every filter attached by this process (shutdown). */
+void es_tc_detach_everything(void);
+
 /* ---- program status (GET /api/v1/ebpf/status) ---- */
 void es_prog_status_set(const char *name, bool loaded);
 bool es_prog_status_get(const char *name);

@@ -37,3 +37,22 @@ int xdp_slot_drop(struct xdp_md *ctx)
 {
 	return XDP_DROP;
 }
+
+/* TC programs for the attach tests: one "ours" (tc_ prefix), one foreign. */
+SEC("tc")
+int tc_probe_a(struct __sk_buff *skb)
+{
+	return -1; /* TC_ACT_UNSPEC */
+}
+
+SEC("tc")
+int tc_probe_b(struct __sk_buff *skb)
+{
+	return -1;
+}
+
+SEC("tc")
+int foreign_tc(struct __sk_buff *skb)
+{
+	return -1;
+}
