@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: AGPL-3.0-only
+/* Sinks for alerts and audit records, installed by their domains at start. */
+#define ES_LOG_TARGET "ebpfsentinel::alerts"
+#include "core/alert.h"
+#include "core/audit.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static _Atomic(es_alert_sink_fn) alert_sink;
+static _Atomic(const struct es_audit_sink *) audit_sink;
+
+void es_alert_set_sink(es_alert_sink_fn fn)
+{
+	atomic_store(&alert_sink, fn);
+}
+
+void es_alert_emit(struct es_alert *a)
+{
+	es_alert_sink_fn fn = atomic_load(&alert_sink);
+
+	if (!a->timestamp_ns) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		a->timestamp_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
+	if (!a->id[0])
+		snprintf(a->id, sizeof(a->id), "%llu-%s", (unsigned long long)a->timestamp_ns,
+			 a->rule_id);
+	if (fn)
+		fn(a);
+	else
+		pr_debug("alert without a pipeline", LF_STR("rule_id", a->rule_id),
+			 LF_STR("component", a->component));
+}
+
+static const char *const sev_names[] = {"low", "medium", "high", "critical"};
+
+const char *es_severity_name(enum es_severity s)
+{
+	return s <= ES_SEV_CRITICAL ? sev_names[s] : "low";
+}
+
+int es_severity_parse(const char *s, enum es_severity *out)
+{
+	static const struct {
+		const char *name;
+		enum es_severity sev;
+	} names[] = {
+	    {"low", ES_SEV_LOW},	{"info", ES_SEV_LOW},  {"medium", ES_SEV_MEDIUM},
+	    {"warning", ES_SEV_MEDIUM}, {"high", ES_SEV_HIGH}, {"critical", ES_SEV_CRITICAL},
+	    {"crit", ES_SEV_CRITICAL},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcasecmp(s, names[i].name)) {
+			*out = names[i].sev;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void es_audit_set_sink(const struct es_audit_sink *sink)
+{
+	atomic_store(&audit_sink, sink);
+}
+
+void es_audit(const struct es_audit_entry *e)
+{
+	const struct es_audit_sink *s = atomic_load(&audit_sink);
+
+	if (s && s->entry)
+		s->entry(e);
+}
+
+void es_audit_rule_change(const struct es_rule_change *c)
+{
+	const struct es_audit_sink *s = atomic_load(&audit_sink);
+
+	if (s && s->rule_change)
+		s->rule_change(c);
+}
