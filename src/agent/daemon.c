@@ -104,6 +104,20 @@ static void warn_world_readable(const char *path, const char *what)
 		pr_warn("file is world-readable", LF_STR("path", path), LF_STR("file", what));
 }
 
+/* The objects are compiled into the binary; say so when a directory is named
+ * (interfaces.md §1.4 precedence: EBPF_PROGRAM_DIR > EBPF_PROGRAM_PATH > config). */
+static void note_program_dir(const struct es_config *cfg)
+{
+	const char *src = getenv("EBPF_PROGRAM_DIR") ? "EBPF_PROGRAM_DIR"
+			  : getenv("EBPF_PROGRAM_PATH") ? "EBPF_PROGRAM_PATH"
+			  : cfg->agent.ebpf_program_dir ? "agent.ebpf_program_dir"
+							: NULL;
+
+	if (src)
+		pr_info("eBPF programs are embedded in the binary; the program directory is not used",
+			LF_STR("source", src));
+}
+
 static void resolve_log(const struct es_daemon_opts *o, const struct es_config *cfg,
 			enum es_log_level *lvl, enum es_log_format *fmt)
 {
@@ -383,6 +397,7 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		pr_warn(cfg->warnings[i]);
 	warn_world_readable(o->config_path, "configuration");
+	note_program_dir(cfg);
 	es_config_publish(cfg);
 
 	es_agent_metrics_init();
