@@ -108,14 +108,15 @@ static void warn_world_readable(const char *path, const char *what)
  * (interfaces.md §1.4 precedence: EBPF_PROGRAM_DIR > EBPF_PROGRAM_PATH > config). */
 static void note_program_dir(const struct es_config *cfg)
 {
-	const char *src = getenv("EBPF_PROGRAM_DIR") ? "EBPF_PROGRAM_DIR"
+	const char *src = getenv("EBPF_PROGRAM_DIR")	? "EBPF_PROGRAM_DIR"
 			  : getenv("EBPF_PROGRAM_PATH") ? "EBPF_PROGRAM_PATH"
 			  : cfg->agent.ebpf_program_dir ? "agent.ebpf_program_dir"
 							: NULL;
 
 	if (src)
-		pr_info("eBPF programs are embedded in the binary; the program directory is not used",
-			LF_STR("source", src));
+		pr_info(
+		    "eBPF programs are embedded in the binary; the program directory is not used",
+		    LF_STR("source", src));
 }
 
 static void resolve_log(const struct es_daemon_opts *o, const struct es_config *cfg,
