@@ -54,12 +54,14 @@ struct es_pkt {
 	__u8 ttl; /* TTL or hop limit */
 	__u8 vlan_depth;
 	__u8 ext_count; /* IPv6 extension headers skipped */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 icmp_id; /* ICMP/ICMPv6 echo request/reply identifier (host order), else 0 */
 };
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_pkt) == 72, "es_pkt layout");
 _Static_assert(offsetof(struct es_pkt, eth_proto) == 44, "es_pkt eth_proto");
+_Static_assert(offsetof(struct es_pkt, icmp_id) == 70, "es_pkt icmp_id");
 #endif
 
 #endif

@@ -207,6 +207,7 @@ Test(parser, icmpv6)
 	cr_expect_eq(o.pkt.proto, 58);
 	cr_expect_eq(o.pkt.icmp_type, 135);
 	cr_expect_eq(o.pkt.sport, 0);
+	cr_expect_eq(o.pkt.icmp_id, 0, "only echo messages carry an identifier");
 }
 
 Test(parser, vlan_8021q)
@@ -228,6 +229,7 @@ Test(parser, vlan_8021q)
 	cr_expect_not(o.pkt.flags & ES_PKT_F_QINQ);
 	cr_expect_eq(o.pkt.l3_off, 18);
 	cr_expect_eq(o.pkt.icmp_type, 8);
+	cr_expect_eq(o.pkt.icmp_id, 1, "echo identifier");
 }
 
 Test(parser, qinq_8021ad)

@@ -85,6 +85,11 @@ static __always_inline int es_parse_l4(void *data, void *data_end, struct es_pkt
 			return ES_R_TRUNC_L4;
 		pkt->icmp_type = ih->type;
 		pkt->icmp_code = ih->code;
+		/* Echo request/reply: the identifier stands in for ports (conntrack keys). */
+		if (ES_FITS(data, data_end, off, 8) &&
+		    (pkt->proto == IPPROTO_ICMP ? ih->type == 8 || ih->type == 0
+						: ih->type == 128 || ih->type == 129))
+			pkt->icmp_id = bpf_ntohs(((__u16 *)ih)[2]);
 		break;
 	}
 	default: return 0; /* other protocols: no L4 fields */
