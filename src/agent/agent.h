@@ -32,6 +32,16 @@ bool es_daemon_ebpf_loaded(void);
  */
 int es_reload_from_file(const char *path, char *why, size_t whylen);
 
+struct es_domain;
+/*
+ * The apply step of a reload over a domain table (exposed for tests): apply
+ * new_cfg[i] over old_cfg[i] in table order, roll back the applied domains
+ * newest first when one fails, count every outcome, and audit each domain
+ * once all succeeded. 0, or -errno with the reason in why.
+ */
+int es_reload_apply(const struct es_domain *const *table, unsigned n, void *const *old_cfg,
+		    void *const *new_cfg, char *why, size_t whylen);
+
 /* Register the standard metric families and collectors (once, at startup). */
 void es_agent_metrics_init(void);
 /* Process sampler (5 s): RSS and CPU share. */

@@ -11,6 +11,7 @@
 #include "api/docs.h"
 #include "api/http.h"
 #include "api/metrics.h"
+#include "core/audit.h"
 #include "core/log.h"
 #include "domains/firewall/firewall.h"
 #include "kernel/events.h"
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +38,9 @@
 static struct timespec started_at;
 static int reload_efd = -1;
 static atomic_bool reload_queued;
+/* Who queued the pending REST reload (auth on), for its audit records. */
+static pthread_mutex_t reload_actor_lock = PTHREAD_MUTEX_INITIALIZER;
+static char reload_actor[256];
 
 uint64_t es_daemon_uptime_seconds(void)
 {
@@ -52,6 +57,10 @@ int es_daemon_request_reload(void)
 
 	if (reload_efd < 0 || !atomic_compare_exchange_strong(&reload_queued, &expected, true))
 		return -EBUSY;
+	pthread_mutex_lock(&reload_actor_lock);
+	snprintf(reload_actor, sizeof(reload_actor), "%s",
+		 es_audit_actor() ? es_audit_actor() : "");
+	pthread_mutex_unlock(&reload_actor_lock);
 	if (write(reload_efd, &one, sizeof(one)) != sizeof(one)) {
 		atomic_store(&reload_queued, false);
 		return -EIO;
@@ -191,20 +200,33 @@ static int start_http(const struct es_config *cfg)
 	return r;
 }
 
-static void start_domains(const struct es_config *cfg)
+/*
+ * Start the domains of one phase: the early ones (stores, identity) before
+ * the listeners, the others once the kernel side is up. A failing start
+ * degrades only its domain, unless the domain is ES_DOMAIN_FATAL (-errno).
+ */
+static int start_domains(const struct es_config *cfg, bool early)
 {
 	for (unsigned i = 0; i < es_n_domains; i++) {
 		const struct es_domain *d = es_domains[i];
 		int r;
 
-		if (!d->start)
+		if (!d->start || !(d->flags & ES_DOMAIN_EARLY) != !early)
 			continue;
 		r = d->start(cfg->dcfg[i]);
-		if (r)
-			pr_error("domain failed to start; running degraded",
-				 LF_STR("domain", d->name),
-				 LF_STR("error", strerror(r < 0 ? -r : r)));
+		if (!r)
+			continue;
+		r = r < 0 ? r : -r;
+		if (d->flags & ES_DOMAIN_FATAL) {
+			pr_error("domain failed to start", LF_STR("domain", d->name),
+				 LF_STR("error", strerror(-r)));
+			fprintf(stderr, "Error: %s failed to start: %s\n", d->name, strerror(-r));
+			return r;
+		}
+		pr_error("domain failed to start; running degraded", LF_STR("domain", d->name),
+			 LF_STR("error", strerror(-r)));
 	}
+	return 0;
 }
 
 static void stop_domains(void)
@@ -287,11 +309,18 @@ static void watch_event(struct watch *w)
 
 static void do_reload(const char *path, const char *trigger)
 {
-	char why[1024];
+	char why[1024], actor[256] = "";
 
+	if (!strcmp(trigger, "api")) {
+		pthread_mutex_lock(&reload_actor_lock);
+		snprintf(actor, sizeof(actor), "%s", reload_actor);
+		pthread_mutex_unlock(&reload_actor_lock);
+	}
 	atomic_store(&reload_queued, false);
 	pr_info("configuration reload", LF_STR("trigger", trigger));
+	es_audit_set_actor(actor[0] ? actor : NULL);
 	es_reload_from_file(path, why, sizeof(why));
+	es_audit_set_actor(NULL);
 }
 
 static int main_loop(const char *config_path, int sfd)
@@ -411,7 +440,9 @@ int es_daemon_run(const struct es_daemon_opts *o)
 		return 1;
 	}
 
-	if (start_http(cfg)) {
+	/* Stores and identity before the listeners (§1.3 steps 4-5). */
+	if (start_domains(cfg, true) || start_http(cfg)) {
+		stop_domains();
 		es_config_put(cfg);
 		return 1;
 	}
@@ -425,7 +456,7 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	if (r)
 		pr_error("eBPF unavailable: running without data plane (not ready)",
 			 LF_STR("error", strerror(-r)));
-	start_domains(cfg);
+	start_domains(cfg, false);
 	es_prog_status_publish();
 	if (es_kernel_ready() && (r = es_events_start()))
 		pr_warn("event reader not started", LF_STR("error", strerror(-r)));

@@ -17,9 +17,15 @@
 
 struct es_config;
 
+/* Domain flags. */
+#define ES_DOMAIN_EARLY 0x01   /* started before the listeners (stores, identity) */
+#define ES_DOMAIN_FATAL 0x02   /* a failing start stops the agent (exit 1) */
+#define ES_DOMAIN_RESTART 0x04 /* section changes take effect after a restart only */
+
 struct es_domain {
 	const char *name;    /* also the metrics/audit component name */
 	const char *section; /* top-level config key it owns, or NULL */
+	unsigned flags;	     /* ES_DOMAIN_* */
 
 	/*
 	 * Parse and validate `node` (the section, NULL when absent: defaults).
@@ -32,10 +38,24 @@ struct es_domain {
 	json_t *(*to_json)(const void *cfg);
 	bool (*enabled)(const void *cfg);
 
-	/* Runtime. All optional. start/apply return 0 or -errno; a failing
-	 * start degrades only this domain. apply must be atomic for its readers. */
+	/*
+	 * Runtime. All optional. start/apply return 0 or -errno; a failing
+	 * start degrades only this domain (unless ES_DOMAIN_FATAL).
+	 *
+	 * apply(old, new) brings the running domain from old to new on reload
+	 * (and back, for rollback): atomic for its readers, and complete — a
+	 * feature enabled by the new config loads and attaches its programs, a
+	 * disabled one detaches them, without a restart. On failure it leaves
+	 * the domain as it was under old.
+	 */
 	int (*start)(const void *cfg);
 	int (*apply)(const void *old_cfg, const void *new_cfg);
+	/*
+	 * The `after` document of the reload audit record (`<name>-config`),
+	 * e.g. {"rule_count":N,"mode":"alert"}. Optional: derived from to_json
+	 * when absent.
+	 */
+	json_t *(*summary)(const void *cfg);
 	void (*stop)(void);
 	/* Add runtime status fields to obj (at least "active"). */
 	void (*status)(json_t *obj);

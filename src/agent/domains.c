@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /*
- * The domain table. Order = start order = reload apply order: stores and
- * identity first (so engines can alert and audit from their first packet),
- * then the data-plane domains in the order of interfaces.md §10.2.
+ * The domain table. Order = reload apply order (interfaces.md §10.2): the
+ * data-plane domains, then authentication material and API keys, then
+ * alerting routes (TLS material last, in reload.c). Start order is the same
+ * except that ES_DOMAIN_EARLY domains (stores, identity, the alert pipeline)
+ * start first, before the listeners, so engines can alert and audit from
+ * their first packet.
  */
 #include "agent/domain.h"
 
 #include <string.h>
 
 extern const struct es_domain es_domain_firewall;
+extern const struct es_domain es_domain_audit;
 
 ES_DOMAIN_PENDING(es_domain_auth, "auth");
-ES_DOMAIN_PENDING(es_domain_audit, "audit");
 ES_DOMAIN_PENDING(es_domain_alerting, "alerting");
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");
@@ -31,11 +34,11 @@ ES_DOMAIN_PENDING(es_domain_dns, "dns");
 extern const struct es_domain es_domain_agent;
 
 const struct es_domain *const es_domains[] = {
-    &es_domain_agent,	    &es_domain_auth,	  &es_domain_audit,	   &es_domain_alerting,
-    &es_domain_geoip,	    &es_domain_firewall,  &es_domain_zones,	   &es_domain_ids,
-    &es_domain_l7,	    &es_domain_ratelimit, &es_domain_ddos,	   &es_domain_conntrack,
-    &es_domain_nat,	    &es_domain_routing,	  &es_domain_loadbalancer, &es_domain_ips,
-    &es_domain_threatintel, &es_domain_dlp,	  &es_domain_dns,
+    &es_domain_agent,	     &es_domain_audit,	   &es_domain_geoip,	   &es_domain_firewall,
+    &es_domain_zones,	     &es_domain_ids,	   &es_domain_l7,	   &es_domain_ratelimit,
+    &es_domain_ddos,	     &es_domain_conntrack, &es_domain_nat,	   &es_domain_routing,
+    &es_domain_loadbalancer, &es_domain_ips,	   &es_domain_threatintel, &es_domain_dlp,
+    &es_domain_dns,	     &es_domain_auth,	   &es_domain_alerting,
 };
 
 const unsigned es_n_domains = sizeof(es_domains) / sizeof(es_domains[0]);

@@ -82,7 +82,10 @@ static const struct es_cli_cmd agent_cmds[] = {
     {0},
 };
 
+extern const struct es_cli_cmd audit_cli_cmds[];
+
 const struct es_cli_cmd *const es_cli_tables[] = {
     agent_cmds,
+    audit_cli_cmds,
     NULL,
 };

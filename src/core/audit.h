@@ -43,4 +43,13 @@ void es_audit_set_sink(const struct es_audit_sink *sink);
 void es_audit(const struct es_audit_entry *e);
 void es_audit_rule_change(const struct es_rule_change *c);
 
+/*
+ * The identity acting on this thread (the REST middleware sets it around each
+ * handler when auth is on). Records whose actor_sub is NULL take it, so any
+ * code running under a request is attributed without passing it along.
+ * The string must outlive the request; NULL clears.
+ */
+void es_audit_set_actor(const char *sub);
+const char *es_audit_actor(void);
+
 #endif

@@ -14,6 +14,7 @@
 
 static _Atomic(es_alert_sink_fn) alert_sink;
 static _Atomic(const struct es_audit_sink *) audit_sink;
+static __thread const char *audit_actor;
 
 void es_alert_set_sink(es_alert_sink_fn fn)
 {
@@ -86,4 +87,14 @@ void es_audit_rule_change(const struct es_rule_change *c)
 
 	if (s && s->rule_change)
 		s->rule_change(c);
+}
+
+void es_audit_set_actor(const char *sub)
+{
+	audit_actor = sub;
+}
+
+const char *es_audit_actor(void)
+{
+	return audit_actor;
 }
