@@ -51,13 +51,12 @@ static void add(struct audit_log *l, uint64_t ts, const char *comp, const char *
 {
 	struct audit_rec r;
 
-	cr_assert_eq(audit_rec_fill(&r,
-				    &(struct es_audit_entry){.component = comp,
-							     .action = action,
-							     .rule_id = rule,
-							     .detail = "d"},
-				    ts),
-		     0);
+	cr_assert_eq(
+	    audit_rec_fill(&r,
+			   &(struct es_audit_entry){
+			       .component = comp, .action = action, .rule_id = rule, .detail = "d"},
+			   ts),
+	    0);
 	cr_assert_eq(audit_log_append(l, &r, 1, max), 0);
 	audit_rec_clear(&r);
 }
@@ -161,7 +160,8 @@ Test(audit, detail_truncated_to_512_bytes_on_a_character_boundary_and_made_valid
 	audit_rec_clear(&r);
 	cr_assert_eq(audit_rec_fill(&r, &(struct es_audit_entry){.detail = "ok\xff\xc0\x80!"}, 1),
 		     0);
-	cr_expect_str_eq(r.detail, "ok??" "?!");
+	cr_expect_str_eq(r.detail, "ok??"
+				   "?!");
 	cr_expect_str_eq(r.component, "");
 	audit_rec_clear(&r);
 }
@@ -176,20 +176,20 @@ Test(audit, rule_history_versions_and_identity)
 	h = rule_history__open(p);
 	cr_assert_not_null(h);
 	cr_assert_eq(rule_history_append(h,
-					  &(struct es_rule_change){.component = "firewall",
-								   .rule_id = "fw-1",
-								   .action = "rule_added",
-								   .actor = "api",
-								   .after = "{\"id\":\"fw-1\"}"},
-					  "alice", 10),
+					 &(struct es_rule_change){.component = "firewall",
+								  .rule_id = "fw-1",
+								  .action = "rule_added",
+								  .actor = "api",
+								  .after = "{\"id\":\"fw-1\"}"},
+					 "alice", 10),
 		     0);
 	cr_assert_eq(rule_history_append(h,
-					  &(struct es_rule_change){.component = "firewall",
-								   .rule_id = "fw-1",
-								   .action = "rule_removed",
-								   .actor = "api",
-								   .before = "{\"id\":\"fw-1\"}"},
-					  NULL, 20),
+					 &(struct es_rule_change){.component = "firewall",
+								  .rule_id = "fw-1",
+								  .action = "rule_removed",
+								  .actor = "api",
+								  .before = "{\"id\":\"fw-1\"}"},
+					 NULL, 20),
 		     0);
 	cr_assert_eq(rule_history_query(h, "fw-1", 50, &e), 0);
 	cr_assert_eq(json_array_size(e), 2);

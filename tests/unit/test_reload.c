@@ -59,8 +59,8 @@ static bool enabled(const void *cfg)
 
 static const struct es_domain da = {.name = "a", .apply = apply_a, .summary = summary};
 static const struct es_domain dnone = {.name = "none"}; /* no apply: skipped */
-static const struct es_domain db = {.name = "b", .apply = apply_b, .to_json = to_json,
-				    .enabled = enabled};
+static const struct es_domain db = {
+    .name = "b", .apply = apply_b, .to_json = to_json, .enabled = enabled};
 static const struct es_domain dc = {.name = "c", .apply = apply_c};
 static const struct es_domain *const table[] = {&da, &dnone, &db, &dc};
 
@@ -153,10 +153,9 @@ Test(reload, first_domain_failing_touches_nothing_else)
 Test(reload, the_real_table_follows_the_spec_order)
 {
 	/* interfaces.md §10.2: data-plane domains, then authentication, then alerting. */
-	static const char *const order[] = {"firewall", "ids",	    "l7",	    "ratelimit",
-					    "ddos",	"conntrack", "nat",	    "routing",
-					    "loadbalancer", "ips",   "threatintel", "auth",
-					    "alerting"};
+	static const char *const order[] = {
+	    "firewall", "ids",		"l7",  "ratelimit",   "ddos", "conntrack", "nat",
+	    "routing",	"loadbalancer", "ips", "threatintel", "auth", "alerting"};
 	int prev = -1;
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {

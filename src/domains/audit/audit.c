@@ -28,8 +28,8 @@
 #define BATCH_MAX 256
 #define PURGE_INTERVAL_S 3600
 
-static const char *const audit_keys[] = {"enabled", "buffer_size", "retention_days",
-					 "storage_path", NULL};
+static const char *const audit_keys[] = {"enabled", "buffer_size", "retention_days", "storage_path",
+					 NULL};
 
 /* The running state: set at start, read by the sink and the endpoints. */
 static struct {
@@ -72,8 +72,7 @@ static void audit_free_cfg(void *cfg)
 	free(a);
 }
 
-static void *audit_parse(struct es_cfg *c, const json_t *node, const char *path,
-			 const json_t *root)
+static void *audit_parse(struct es_cfg *c, const json_t *node, const char *path, const json_t *root)
 {
 	struct audit_cfg *a = calloc(1, sizeof(*a));
 

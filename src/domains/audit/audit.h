@@ -27,7 +27,6 @@ struct rule_history *audit_running_history(void);
 void audit_flush(void);
 
 /* File names of the stores for a storage_path: "<dir>/<stem>.db", "<dir>/rule_changes.db". */
-void audit_store_paths(const char *storage_path, char *log_path, char *history_path,
-		       size_t len);
+void audit_store_paths(const char *storage_path, char *log_path, char *history_path, size_t len);
 
 #endif

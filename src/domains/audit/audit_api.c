@@ -15,11 +15,11 @@
 #include <strings.h>
 
 static const char *const components[] = {
-    "firewall",	   "ids", "ips",  "l7",		  "ratelimit", "threatintel",
-    "dlp",	   "ddos", "loadbalancer", "config", NULL,
+    "firewall", "ids",	"ips",		"l7",	  "ratelimit", "threatintel",
+    "dlp",	"ddos", "loadbalancer", "config", NULL,
 };
 static const char *const actions[] = {
-    "pass",	   "drop",	    "alert",	    "rate_exceeded", "config_changed",
+    "pass",	  "drop",	  "alert",	  "rate_exceeded",    "config_changed",
     "rule_added", "rule_removed", "rule_updated", "policy_violation", "false_positive",
     NULL,
 };
@@ -108,8 +108,8 @@ const struct es_route audit_routes[] = {
 
 /* ---- CLI ---------------------------------------------------------------------------- */
 
-static const char *const log_columns[] = {"timestamp_ns", "component", "action", "rule_id",
-					  "detail",	  NULL};
+static const char *const log_columns[] = {"timestamp_ns", "component", "action",
+					  "rule_id",	  "detail",    NULL};
 static const char *const history_columns[] = {"version", "timestamp_ns", "action", "actor",
 					      "sub",	 "before",	 "after",  NULL};
 
@@ -122,8 +122,7 @@ static int usage(const char *fmt, const char *arg)
 }
 
 /* GET path; print the document (json) or its entries as a table. */
-static int show(const struct es_cli *c, const char *path, const char *const *cols,
-		const char *noun)
+static int show(const struct es_cli *c, const char *path, const char *const *cols, const char *noun)
 {
 	struct es_cli_resp r;
 	int ret = 0;

@@ -293,7 +293,8 @@ int audit_log_append(struct audit_log *l, const struct audit_rec *recs, size_t n
 		if (sqlite3_step(ins) != SQLITE_DONE)
 			goto rollback;
 	}
-	sqlite3_bind_int64(evict, 1, (sqlite3_int64)(max_entries > INT64_MAX ? INT64_MAX : max_entries));
+	sqlite3_bind_int64(evict, 1,
+			   (sqlite3_int64)(max_entries > INT64_MAX ? INT64_MAX : max_entries));
 	if (sqlite3_step(evict) != SQLITE_DONE)
 		goto rollback;
 	if (db_exec(&l->db, "COMMIT"))
@@ -333,20 +334,21 @@ int64_t audit_log_purge(struct audit_log *l, uint64_t now_ns, uint32_t retention
 
 static json_t *entry_json(sqlite3_stmt *st)
 {
-	json_t *o = json_pack(
-	    "{s:I,s:s,s:s,s:I,s:I,s:i,s:i,s:i,s:s,s:s}", "timestamp_ns",
-	    (json_int_t)sqlite3_column_int64(st, 0), "component",
-	    (const char *)sqlite3_column_text(st, 1), "action",
-	    (const char *)sqlite3_column_text(st, 2), "src_ip",
-	    (json_int_t)sqlite3_column_int64(st, 3), "dst_ip",
-	    (json_int_t)sqlite3_column_int64(st, 4), "src_port", sqlite3_column_int(st, 5),
-	    "dst_port", sqlite3_column_int(st, 6), "protocol", sqlite3_column_int(st, 7), "rule_id",
-	    (const char *)sqlite3_column_text(st, 8), "detail",
-	    (const char *)sqlite3_column_text(st, 9));
+	json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:I,s:i,s:i,s:i,s:s,s:s}", "timestamp_ns",
+			      (json_int_t)sqlite3_column_int64(st, 0), "component",
+			      (const char *)sqlite3_column_text(st, 1), "action",
+			      (const char *)sqlite3_column_text(st, 2), "src_ip",
+			      (json_int_t)sqlite3_column_int64(st, 3), "dst_ip",
+			      (json_int_t)sqlite3_column_int64(st, 4), "src_port",
+			      sqlite3_column_int(st, 5), "dst_port", sqlite3_column_int(st, 6),
+			      "protocol", sqlite3_column_int(st, 7), "rule_id",
+			      (const char *)sqlite3_column_text(st, 8), "detail",
+			      (const char *)sqlite3_column_text(st, 9));
 
 	/* Beyond the reference: who acted, when auth is on (§12 item 30). */
 	if (o && sqlite3_column_type(st, 10) != SQLITE_NULL)
-		json_object_set_new(o, "sub", json_string((const char *)sqlite3_column_text(st, 10)));
+		json_object_set_new(o, "sub",
+				    json_string((const char *)sqlite3_column_text(st, 10)));
 	return o;
 }
 
