@@ -28,7 +28,7 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS    := libbpf jansson yaml-0.1 libcurl sqlite3 gnutls libmicrohttpd libulfius
+PKGS    := libbpf jansson yaml-0.1 libcurl sqlite3 gnutls libmicrohttpd libulfius librhonabwy
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

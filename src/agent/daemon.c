@@ -17,6 +17,7 @@
 #include "kernel/events.h"
 #include "kernel/kernel.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -430,6 +431,8 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	note_program_dir(cfg);
 	es_config_publish(cfg);
 
+	/* Before any thread exists: libcurl's global set-up is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	es_agent_metrics_init();
 	es_process_sample();
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

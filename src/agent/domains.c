@@ -13,8 +13,8 @@
 
 extern const struct es_domain es_domain_firewall;
 extern const struct es_domain es_domain_audit;
+extern const struct es_domain es_domain_auth;
 
-ES_DOMAIN_PENDING(es_domain_auth, "auth");
 ES_DOMAIN_PENDING(es_domain_alerting, "alerting");
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");

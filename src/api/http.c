@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 #define ES_LOG_TARGET "ebpfsentinel::http"
 #include "api/http.h"
+#include "core/audit.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
@@ -119,6 +120,7 @@ struct req_impl {
 	const struct _u_request *u; /* NULL in es_http_dispatch */
 	const char *query_str;	    /* es_http_dispatch only */
 	const char *content_type;   /* es_http_dispatch only */
+	const char *const *headers; /* es_http_dispatch_ex only: "Name: value" */
 	char params[MAX_PARAMS][2][256];
 	int nparams;
 	char qbuf[8][2][256];
@@ -151,10 +153,15 @@ static const char *req_header(const struct es_req *req, const char *name)
 {
 	struct req_impl *im = req->impl;
 
+	size_t n = strlen(name);
+
 	if (im->u)
 		return u_map_get_case(im->u->map_header, name);
 	if (!strcasecmp(name, "Content-Type"))
 		return im->content_type;
+	for (const char *const *h = im->headers; h && *h; h++)
+		if (!strncasecmp(*h, name, n) && (*h)[n] == ':')
+			return *h + n + 1 + ((*h)[n + 1] == ' ');
 	return NULL;
 }
 
@@ -272,7 +279,10 @@ static void handle(struct es_req *req, const char *raw_path, struct es_resp *res
 			goto out;
 		}
 	}
+	/* Audit records made by the handler name the caller (core/audit.h). */
+	es_audit_set_actor(have_id ? id.sub : NULL);
 	route->fn(req, resp);
+	es_audit_set_actor(NULL);
 	json_decref(req->body);
 	req->body = NULL;
 out:
@@ -348,14 +358,23 @@ void es_http_dispatch(const char *method, const char *path, const char *query,
 		      const char *content_type, const char *body, size_t body_len,
 		      struct es_resp *resp)
 {
-	struct req_impl im = {.query_str = query, .content_type = content_type};
+	es_http_dispatch_ex(method, path, query, content_type, NULL, "127.0.0.1", body, body_len,
+			    resp);
+}
+
+void es_http_dispatch_ex(const char *method, const char *path, const char *query,
+			 const char *content_type, const char *const *headers,
+			 const char *client_ip, const char *body, size_t body_len,
+			 struct es_resp *resp)
+{
+	struct req_impl im = {.query_str = query, .content_type = content_type, .headers = headers};
 	struct es_req req = {0};
 
 	parse_query_string(&im, query);
 	req.method = method;
 	req.raw_body = body;
 	req.raw_len = body_len;
-	req.client_ip = "127.0.0.1";
+	req.client_ip = client_ip;
 	req.param = req_param;
 	req.query = req_query;
 	req.header = req_header;

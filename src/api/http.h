@@ -54,6 +54,11 @@ void es_http_stop(void);
 void es_http_dispatch(const char *method, const char *path, const char *query,
 		      const char *content_type, const char *body, size_t body_len,
 		      struct es_resp *resp);
+/* Same with request headers ("Name: value", NULL-terminated) and a client address. */
+void es_http_dispatch_ex(const char *method, const char *path, const char *query,
+			 const char *content_type, const char *const *headers,
+			 const char *client_ip, const char *body, size_t body_len,
+			 struct es_resp *resp);
 
 /* Match a route pattern against a decoded path; fills up to 4 params. */
 bool es_route_match(const char *pattern, const char *path, char params[][2][256], int *nparams);
