@@ -122,7 +122,7 @@ $(AGENT): $(MAIN_OBJ) $(LIBES)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(MAIN_OBJ) -Wl,--whole-archive $(LIBES) -Wl,--no-whole-archive $(LDLIBS)
 
--include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+-include $(shell find $(OBJ) $(BUILD)/asan $(BUILD)/fuzzobj -name '*.d' 2>/dev/null)
 
 # ---- dependencies ----------------------------------------------------------
 deps:

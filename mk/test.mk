@@ -26,13 +26,13 @@ $(UNIT_BIN): $(UNIT_SRCS) $(ASAN_LIB_OBJS) tests/unit/unit.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $(UNIT_SRCS) $(ASAN_LIB_OBJS) $(LDLIBS) -lcriterion
 
-$(KTEST_BIN): $(KTEST_SRCS) $(LIBES) $(wildcard tests/kernel/*.h) $(KTEST_SKELS)
+$(KTEST_BIN): $(KTEST_SRCS) $(LIBES) $(wildcard tests/kernel/*.h) $(KTEST_SKELS) $(SKELS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $(KTEST_SRCS) -Wl,--whole-archive $(LIBES) -Wl,--no-whole-archive $(LDLIBS) -lcriterion
 
 # Fuzz targets: the library compiled by clang with coverage for libFuzzer.
-FUZZ_CFLAGS := $(filter-out -fstack-protector-strong -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(filter-out -fstack-protector-strong,$(CFLAGS)) -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_OBJ)/%.o,$(LIB_SRCS)) $(OBJ)/embed.o
 $(FUZZ_OBJ)/%.o: %.c | $(GEN)/skels.h
 	$(call msg,CC-FUZZ,$@)

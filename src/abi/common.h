@@ -75,7 +75,11 @@ enum es_xdp_slot {
 	X(FW_LIMIT_DROP, "firewall_conn_limit_drop")                                               \
 	X(FW_FASTPATH, "firewall_conntrack_fastpath")                                              \
 	X(INTERNAL_ERROR, "internal_error")                                                        \
-	X(EVENT_DROPPED, "event_dropped") /* ring >75% full or reserve failed */
+	X(EVENT_DROPPED, "event_dropped")      /* ring >75% full or reserve failed */              \
+	X(CT_UNTRACKED, "conntrack_untracked") /* protocol or ICMP type without state */           \
+	X(CT_INVALID, "conntrack_invalid")     /* TCP other than SYN without an entry */           \
+	X(CT_SEEN_AT_INGRESS, "conntrack_tracked_at_ingress") /* forwarded, counted once */        \
+	X(CT_REPLY_TO, "conntrack_reply_to_redirect")
 
 enum es_reason {
 #define ES_REASON_ENUM(n, s) ES_R_##n,

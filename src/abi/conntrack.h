@@ -165,9 +165,18 @@ struct es_ct_overload {
 /* CT_REPLY_TO: conn key → where tc_conntrack_egress sends replies (§2.7). */
 struct es_ct_reply_to {
 	__u32 ifindex;
-	__u8 mac[6]; /* peer MAC the flow arrived from */
-	__u8 pad[2];
+	__u8 mac[6];	  /* peer MAC the flow arrived from */
+	__u8 orig_is_src; /* as ES_CT_F_ORIG_IS_SRC: which endpoint initiated */
+	__u8 pad;
 };
+
+/*
+ * skb->cb[0] at TC egress: tc_nat_egress (priority 1) sets it for packets of a
+ * translated flow, so tc_conntrack_egress (priority 2) tracks their
+ * post-translation tuple even when they were forwarded from an interface whose
+ * ingress already tracked the pre-translation one. Any other value: not set.
+ */
+#define ES_TC_CB_NAT_FLOW 0xE5A7C0DEu
 
 /* CT_METRICS per-CPU array indices (network.md §3.2, interfaces.md §6). */
 enum es_ct_metric {
@@ -192,6 +201,40 @@ enum es_ct_metric {
 #define ES_CT_DEF_ICMP_SECS 30
 #define ES_CT_DEF_RATE_WINDOW_SECS 5
 #define ES_CT_DEF_OVERLOAD_TTL_SECS 3600
+
+#ifdef __bpf__
+#define ES_CT_INLINE static __always_inline
+#else
+#define ES_CT_INLINE static inline
+#endif
+
+/*
+ * Idle timeout of an entry in `state` for protocol `proto` (network.md §3.2):
+ * SYN_* tcp_syn, TCP ESTABLISHED tcp_est, closing states tcp_fin, UDP NEW udp,
+ * UDP ESTABLISHED udp_stream, ICMP icmp. Shared by the kernel and the sweeper.
+ */
+ES_CT_INLINE __u64 es_ct_timeout_ns(const struct es_ct_config *c, __u8 proto, __u8 state)
+{
+	if (proto == 6) { /* TCP */
+		switch (state) {
+		case ES_CT_ESTABLISHED: return c->tcp_est_ns;
+		case ES_CT_FIN_WAIT:
+		case ES_CT_CLOSE_WAIT:
+		case ES_CT_TIME_WAIT: return c->tcp_fin_ns;
+		default: return c->tcp_syn_ns;
+		}
+	}
+	if (proto == 17) /* UDP */
+		return state == ES_CT_NEW ? c->udp_ns : c->udp_stream_ns;
+	return c->icmp_ns;
+}
+
+/* Not idle past its timeout at `now` (a concurrent writer may be ahead of now). */
+ES_CT_INLINE int es_ct_is_live(const struct es_ct_config *c, __u8 proto, __u8 state,
+			       __u64 last_seen_ns, __u64 now)
+{
+	return last_seen_ns >= now || now - last_seen_ns <= es_ct_timeout_ns(c, proto, state);
+}
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_ct_key_v4) == 16, "ct key v4 is 16 bytes");

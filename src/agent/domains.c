@@ -14,6 +14,7 @@
 extern const struct es_domain es_domain_firewall;
 extern const struct es_domain es_domain_audit;
 extern const struct es_domain es_domain_auth;
+extern const struct es_domain es_domain_conntrack;
 
 ES_DOMAIN_PENDING(es_domain_alerting, "alerting");
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
@@ -22,7 +23,6 @@ ES_DOMAIN_PENDING(es_domain_ids, "ids");
 ES_DOMAIN_PENDING(es_domain_l7, "l7");
 ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
 ES_DOMAIN_PENDING(es_domain_ddos, "ddos");
-ES_DOMAIN_PENDING(es_domain_conntrack, "conntrack");
 ES_DOMAIN_PENDING(es_domain_nat, "nat");
 ES_DOMAIN_PENDING(es_domain_routing, "routing");
 ES_DOMAIN_PENDING(es_domain_loadbalancer, "loadbalancer");

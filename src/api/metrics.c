@@ -200,6 +200,17 @@ void es_metric_mirror(struct es_mfam *f, uint64_t raw, ...)
 	pthread_mutex_unlock(&lock);
 }
 
+void es_metric_mirror_packets(const char *map, const char *const *names, const uint64_t *v,
+			      unsigned n)
+{
+	struct es_mfam *f =
+	    es_metric_family("ebpfsentinel_packets", "Packets seen, by source and outcome",
+			     ES_M_COUNTER, "interface,action");
+
+	for (unsigned i = 0; i < n; i++)
+		es_metric_mirror(f, v[i], map, names[i]);
+}
+
 bool es_metric_get(struct es_mfam *f, double *v, ...)
 {
 	const char *vals[MAX_LABELS];

@@ -39,6 +39,12 @@ void es_metric_observe(struct es_mfam *f, double v, ...);
  * exposed counter stays monotonic across program reloads.
  */
 void es_metric_mirror(struct es_mfam *f, uint64_t raw, ...);
+/*
+ * Mirror n kernel counters of one map (interfaces.md §6 part b) into
+ * ebpfsentinel_packets_total{interface=<map>, action=<names[i]>}.
+ */
+void es_metric_mirror_packets(const char *map, const char *const *names, const uint64_t *v,
+			      unsigned n);
 /* Read a sample (tests). Returns false when absent. */
 bool es_metric_get(struct es_mfam *f, double *v, ...);
 

@@ -358,6 +358,17 @@ int es_percpu_sum_all(int map_fd, uint32_t n, uint64_t *out)
 	return 0;
 }
 
+int es_kernel_read_counters(const char *pin_name, uint32_t n, uint64_t *out)
+{
+	int fd = ready ? es_kernel_open_pinned(pin_name) : -ENOENT, r;
+
+	if (fd < 0)
+		return fd;
+	r = es_percpu_sum_all(fd, n, out);
+	close(fd);
+	return r;
+}
+
 int es_kernel_open_pinned(const char *name)
 {
 	char path[512];

@@ -115,6 +115,9 @@ int es_percpu_sum(int map_fd, uint32_t key, uint64_t *out);
 /* Sum all slots [0, n) of a per-CPU u64 array into out[n]. */
 int es_percpu_sum_all(int map_fd, uint32_t n, uint64_t *out);
 
+/* Per-CPU sums of slots [0, n) of the pinned per-CPU array pin_name. 0 or -errno. */
+int es_kernel_read_counters(const char *pin_name, uint32_t n, uint64_t *out);
+
 const char *es_reason_name(unsigned reason);
 
 /* Set a CONFIG_FLAGS byte (network.md §1.5) in the pinned map. 0 or -errno. */

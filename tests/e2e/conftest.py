@@ -29,19 +29,42 @@ def lab():
         lb.close()
 
 
-@pytest.fixture
-def make_agent(lab, tmp_path):
-    """Factory for agents on the lab's agent-side veth; all cleaned up."""
+def _agent_factory(ns, interfaces, tmp_path):
     agents = []
 
     def make(extra_yaml="", agent_yaml="", **kw):
         d = tmp_path / f"agent{len(agents)}"
         d.mkdir()
-        a = Agent(lab.agent_ns, str(d), [lab.agent_if], extra_yaml=extra_yaml,
-                  agent_yaml=agent_yaml, **kw)
+        a = Agent(ns, str(d), interfaces, extra_yaml=extra_yaml, agent_yaml=agent_yaml, **kw)
         agents.append(a)
         return a
 
+    return make, agents
+
+
+@pytest.fixture
+def make_agent(lab, tmp_path):
+    """Factory for agents on the lab's agent-side veth; all cleaned up."""
+    make, agents = _agent_factory(lab.agent_ns, [lab.agent_if], tmp_path)
+    yield make
+    for a in agents:
+        a.cleanup()
+
+
+@pytest.fixture
+def router():
+    """Three namespaces: client — router — server (Lab.router_topology)."""
+    lb = Lab()
+    try:
+        yield lb.router_topology()
+    finally:
+        lb.close()
+
+
+@pytest.fixture
+def make_router_agent(router, tmp_path):
+    """Factory for agents on the router, attached to both of its veths."""
+    make, agents = _agent_factory(router.router, [router.r_cif, router.r_sif], tmp_path)
     yield make
     for a in agents:
         a.cleanup()

@@ -78,6 +78,28 @@ class Lab:
             sh("ip", "link", "set", ifn, "up", ns=ns)
         return a, b
 
+    def router_topology(self):
+        """client — router — server on two veth pairs, the router forwarding both
+        families. Checksum offloads are off where a wrong checksum would
+        otherwise be trusted (KERNEL-NOTES.md): tx on the router's veths, rx on
+        the end hosts. Sets client, router, server (namespaces), r_cif/cif
+        (router/client ends of the client link), r_sif/sif (server link)."""
+        self.client, self.router, self.server = self.netns(), self.netns(), self.netns()
+        self.r_cif, self.cif = self.link(self.router, self.client, "198.51.100.1/24",
+                                         "198.51.100.2/24", "2001:db8:1::1/64", "2001:db8:1::2/64")
+        self.r_sif, self.sif = self.link(self.router, self.server, "203.0.113.1/24",
+                                         "203.0.113.2/24", "2001:db8:2::1/64", "2001:db8:2::2/64")
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=self.router)
+        sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=self.router)
+        for ns, gw4, gw6 in ((self.client, "198.51.100.1", "2001:db8:1::1"),
+                             (self.server, "203.0.113.1", "2001:db8:2::1")):
+            sh("ip", "route", "add", "default", "via", gw4, ns=ns)
+            sh("ip", "-6", "route", "add", "default", "via", gw6, ns=ns)
+        for ns, ifn, direction in ((self.router, self.r_cif, "tx"), (self.router, self.r_sif, "tx"),
+                                   (self.client, self.cif, "rx"), (self.server, self.sif, "rx")):
+            sh("ethtool", "-K", ifn, direction, "off", ns=ns)
+        return self
+
     def close(self):
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -249,6 +271,53 @@ class Agent:
                             ifn, "xdp", "off"], capture_output=True)
         if os.path.isdir(self.pin_dir):
             shutil.rmtree(self.pin_dir, ignore_errors=True)
+
+
+class Proc:
+    """A background process in a namespace (a server, a long-lived client),
+    ended by PID."""
+
+    def __init__(self, ns, *argv, stdin=None):
+        self.p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", *argv],
+                                  stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def stop(self, timeout=5):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+
+def wait_until(fn, timeout=10, interval=0.2):
+    """Poll fn until it returns a truthy value; return that value (or the last)."""
+    deadline = time.time() + timeout
+    v = fn()
+    while not v and time.time() < deadline:
+        time.sleep(interval)
+        v = fn()
+    return v
+
+
+def tc_filters(ns, ifname, direction):
+    """Names of the BPF programs attached as TC filters on ifname/direction."""
+    r = sh("tc", "-j", "filter", "show", "dev", ifname, direction, ns=ns, check=False)
+    out = []
+    for f in json.loads(r.stdout or "[]"):
+        name = (f.get("options") or {}).get("bpf_name")
+        if name:
+            out.append((f.get("pref"), name.split(":")[0].removesuffix(".o")))
+    return out
+
+
+def map_dump(pin_path):
+    """Entries of a pinned map as bpftool formats them with BTF: [{key, value}]."""
+    out = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", pin_path).stdout)
+    return [e.get("formatted", e) for e in out]
 
 
 def parse_metrics(text):

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kernel/kernel.h"
@@ -53,6 +54,37 @@ static inline void kt_xdp(int prog_fd, const struct pb *p, struct kt_run *r)
 		     strerror(errno));
 	r->retval = o.retval;
 	r->out_len = o.data_size_out;
+}
+
+/*
+ * Run a TC (SCHED_CLS) program once on the frame; ctx (may be NULL) sets the
+ * skb fields test_run accepts (mark, priority, ingress_ifindex, ifindex, cb,
+ * gso_segs...) and receives them back. retval is the TC verdict.
+ */
+static inline void kt_tc(int prog_fd, const struct pb *p, struct __sk_buff *ctx, struct kt_run *r)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->buf, .data_size_in = (__u32)p->len,
+		    .data_out = r->out, .data_size_out = sizeof(r->out), .repeat = 1);
+
+	if (ctx) {
+		o.ctx_in = ctx;
+		o.ctx_size_in = sizeof(*ctx);
+		o.ctx_out = ctx;
+		o.ctx_size_out = sizeof(*ctx);
+	}
+	cr_assert_eq(bpf_prog_test_run_opts(prog_fd, &o), 0, "test run failed: %s",
+		     strerror(errno));
+	r->retval = o.retval;
+	r->out_len = o.data_size_out;
+}
+
+/* CLOCK_BOOTTIME in ns: the clock of the kernel programs' timestamps. */
+static inline __u64 kt_boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 }
 
 /* Sum of one per-CPU u64 slot. */

@@ -5,9 +5,7 @@
  * and the state derivation of network.md §2.2 step 4, against entries written
  * from userspace the way tc_conntrack writes them.
  */
-#include <time.h>
-
-#include "kt.h"
+#include "kt_ct.h"
 #include "abi/conntrack.h"
 #include "skel/ct_probe.skel.h"
 
@@ -31,29 +29,9 @@ struct probe_out {
 	__u32 live_entry;
 };
 
-static __u64 boot_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-}
-
 static void set_config(int enabled)
 {
-	struct es_ct_config c = {
-	    .enabled = (__u8)enabled,
-	    .tcp_est_ns = 432000ull * 1000000000,
-	    .tcp_syn_ns = 120ull * 1000000000,
-	    .tcp_fin_ns = 120ull * 1000000000,
-	    .udp_ns = 30ull * 1000000000,
-	    .udp_stream_ns = 120ull * 1000000000,
-	    .icmp_ns = 30ull * 1000000000,
-	    .conn_rate_window_secs = 5,
-	};
-	__u32 zero = 0;
-
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(sk->maps.ct_config), &zero, &c, BPF_ANY), 0);
+	kt_ct_config(bpf_map__fd(sk->maps.ct_config), enabled);
 }
 
 static void setup(void)
@@ -298,7 +276,7 @@ Test(ct_classify, conntrack_off_is_unknown)
 	struct probe_out o;
 
 	set_config(0);
-	put4(C, 40000, S, 22, IPPROTO_TCP, ES_CT_ESTABLISHED, ES_CT_F_ORIG_IS_SRC, boot_ns());
+	put4(C, 40000, S, 22, IPPROTO_TCP, ES_CT_ESTABLISHED, ES_CT_F_ORIG_IS_SRC, kt_boot_ns());
 	tcp4(&p, C, S, 40000, 22, TH_ACK);
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_UNKNOWN);
@@ -336,13 +314,13 @@ static void entry_cases(int v6)
 
 		/* Initiated by the higher address, so ORIG_IS_SRC is clear. */
 		if (v6) {
-			put6(C6, 22, S6, 40000, IPPROTO_TCP, c->entry_state, 0, boot_ns());
+			put6(C6, 22, S6, 40000, IPPROTO_TCP, c->entry_state, 0, kt_boot_ns());
 			if (c->from_client)
 				tcp6(&p, S6, C6, 40000, 22, c->tcp_flags);
 			else
 				tcp6(&p, C6, S6, 22, 40000, c->tcp_flags);
 		} else {
-			put4(C, 22, S, 40000, IPPROTO_TCP, c->entry_state, 0, boot_ns());
+			put4(C, 22, S, 40000, IPPROTO_TCP, c->entry_state, 0, kt_boot_ns());
 			if (c->from_client)
 				tcp4(&p, S, C, 40000, 22, c->tcp_flags);
 			else
@@ -371,11 +349,11 @@ Test(ct_classify, expired_entries_count_as_absent)
 {
 	struct pb p;
 	struct probe_out o;
-	__u64 now = boot_ns();
+	__u64 now = kt_boot_ns();
 
-	/* Idle 200 s > the 120 s SYN timeout; an established one idle as long is live. */
+	/* Idle 20 s > the 12 s SYN timeout; an established one idle as long is live. */
 	put4(C, 40000, S, 22, IPPROTO_TCP, ES_CT_SYN_RECV, ES_CT_F_ORIG_IS_SRC,
-	     now - 200ull * 1000000000);
+	     now - 20ull * 1000000000);
 	tcp4(&p, S, C, 22, 40000, TH_ACK);
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_INVALID);
@@ -383,7 +361,7 @@ Test(ct_classify, expired_entries_count_as_absent)
 	cr_expect_eq(o.live_entry, 0);
 
 	put4(C, 40000, S, 22, IPPROTO_TCP, ES_CT_ESTABLISHED, ES_CT_F_ORIG_IS_SRC,
-	     now - 200ull * 1000000000);
+	     now - 20ull * 1000000000);
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_ESTABLISHED);
 	cr_expect_eq(o.v.fast, 1);
@@ -401,7 +379,7 @@ Test(ct_classify, icmp_errors_about_tracked_flows_are_related)
 	cr_expect_eq(o.v.fast, 0);
 
 	/* The client's unanswered UDP query is tracked: the port unreachable is related. */
-	put4(C, 5000, S, 53, IPPROTO_UDP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, boot_ns());
+	put4(C, 5000, S, 53, IPPROTO_UDP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, kt_boot_ns());
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_RELATED);
 	cr_expect_eq(o.v.fast, 1);
@@ -410,7 +388,7 @@ Test(ct_classify, icmp_errors_about_tracked_flows_are_related)
 	icmp_err(&p, 1, S6, C6, C6, S6, 5000, 53);
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_INVALID);
-	put6(C6, 5000, S6, 53, IPPROTO_UDP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, boot_ns());
+	put6(C6, 5000, S6, 53, IPPROTO_UDP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, kt_boot_ns());
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_RELATED, "ICMPv6 error about a tracked flow");
 	cr_expect_eq(o.v.fast, 1);
@@ -435,7 +413,7 @@ Test(ct_classify, echo_requests_are_new_and_replies_fast)
 	o = run(&p);
 	cr_expect_eq(o.v.state, ES_CT_NEW);
 
-	put4(C, 1, S, 1, IPPROTO_ICMP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, boot_ns());
+	put4(C, 1, S, 1, IPPROTO_ICMP, ES_CT_NEW, ES_CT_F_ORIG_IS_SRC, kt_boot_ns());
 	pb_init(&p);
 	pb_eth(&p, PB_ETH_IP);
 	pb_ipv4(&p, S, C, IPPROTO_ICMP, 0, 0);

@@ -77,6 +77,19 @@ struct {
 } fw_rule_state_count SEC(".maps");
 
 /*
+ * FW_RULE_SLOT: firewall rule_id → rule slot in the active bank, written by
+ * the firewall's compile, so tc_conntrack can record which rule admitted a
+ * flow from the rule_id in the XDP metadata.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ES_FW_RULE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fw_rule_slot SEC(".maps");
+
+/*
  * The first 40 bytes of both entry layouts are identical; code that does not
  * touch the NAT address works on this view whatever the family.
  */
@@ -290,30 +303,11 @@ static __always_inline struct es_ct_config *ct_config_get(void)
 	return bpf_map_lookup_elem(&ct_config, &zero);
 }
 
-/* Idle timeout of an entry in `state` for protocol `proto` (network.md §3.2). */
-static __always_inline __u64 ct_timeout_ns(const struct es_ct_config *c, __u8 proto, __u8 state)
-{
-	if (proto == IPPROTO_TCP) {
-		switch (state) {
-		case ES_CT_ESTABLISHED: return c->tcp_est_ns;
-		case ES_CT_FIN_WAIT:
-		case ES_CT_CLOSE_WAIT:
-		case ES_CT_TIME_WAIT: return c->tcp_fin_ns;
-		default: return c->tcp_syn_ns;
-		}
-	}
-	if (proto == IPPROTO_UDP)
-		return state == ES_CT_NEW ? c->udp_ns : c->udp_stream_ns;
-	return c->icmp_ns;
-}
-
-/* Not idle past its timeout at `now` (a concurrent writer may be ahead of now). */
+/* Not idle past its timeout at `now`. */
 static __always_inline int ct_live(const struct es_ct_config *c, const struct ct_entry_head *e,
 				   __u8 proto, __u64 now)
 {
-	__u64 last = e->last_seen_ns;
-
-	return last >= now || now - last <= ct_timeout_ns(c, proto, e->state);
+	return es_ct_is_live(c, proto, e->state, e->last_seen_ns, now);
 }
 
 /* Is the packet of tuple t travelling in the flow's original direction? */

@@ -28,6 +28,15 @@
 
 #define XDP_PASS_ 2
 
+/* TC verdicts (uapi pkt_cls.h; macros are not in vmlinux.h). UNSPEC lets the
+ * next filter of the chain run; OK and SHOT end it. */
+#ifndef TC_ACT_UNSPEC
+#define TC_ACT_UNSPEC (-1)
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define TC_ACT_REDIRECT 7
+#endif
+
 #ifndef barrier_var
 #define barrier_var(var) asm volatile("" : "+r"(var))
 #endif

@@ -242,6 +242,30 @@ static __always_inline int es_parse(void *data, void *data_end, struct es_pkt *p
 	return ES_R_NON_IP;
 }
 
+/*
+ * TC: make sure the first min(len, skb->len) bytes are in the linear area
+ * (headers usually are; an unconditional pull would unclone every TCP skb at
+ * egress) and return fresh packet pointers. noinline: clang 14 otherwise keeps
+ * ctx field offsets in registers across the helper call, which the verifier
+ * rejects ("dereference of modified ctx ptr").
+ */
+static __noinline int es_tc_linear_len(struct __sk_buff *skb, __u32 len)
+{
+	__u32 want = skb->len < len ? skb->len : len;
+
+	if (skb->data_end - skb->data < want)
+		return bpf_skb_pull_data(skb, want);
+	return 0;
+}
+
+static __always_inline void es_tc_linearize(struct __sk_buff *skb, __u32 len, void **data,
+					    void **data_end)
+{
+	es_tc_linear_len(skb, len);
+	*data = (void *)(long)skb->data;
+	*data_end = (void *)(long)skb->data_end;
+}
+
 /* Is this reason a malformed or truncated packet (counted as an error)? */
 static __always_inline int es_reason_is_error(int r)
 {
