@@ -132,11 +132,9 @@ deps:
 run: deps all
 	$(Q)mk/run.sh $(IFACE)
 
-# ---- tests -----------------------------------------------------------------
+# ---- benchmarks and tests ----------------------------------------------------
+include bench/bench.mk
 include mk/test.mk
-
-bench: deps all
-	$(Q)bench/run.sh
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

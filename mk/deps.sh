@@ -12,7 +12,7 @@ librhonabwy-dev libvectorscan-dev libpcre2-dev libmaxminddb-dev
 iproute2 ethtool iputils-ping curl openssl ca-certificates
 libcriterion-dev python3 python3-pytest python3-scapy python3-grpcio python3-grpc-tools
 python3-jwt python3-cryptography python3-requests python3-aiosmtpd libmaxmind-db-writer-perl
-hping3 iperf3 nftables iptables xdp-tools prometheus testssl.sh tcpdump dnsutils ncat
+hping3 iperf3 nftables iptables xdp-tools valgrind prometheus testssl.sh tcpdump dnsutils ncat
 chromium clang-format nodejs npm
 "
 

@@ -44,14 +44,15 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
-.PHONY: test-all test-build
+.PHONY: test-all test-build test-bench
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-all
 
-test-build: all $(UNIT_BIN) $(KTEST_BIN) $(FUZZ_BINS)
+test-build: all $(UNIT_BIN) $(KTEST_BIN) $(FUZZ_BINS) $(BENCH_TOOLS)
 
 test-all: test-build
-	$(Q)$(MAKE) --no-print-directory test-format test-unit test-kernel test-fuzz test-openapi test-e2e
+	$(Q)$(MAKE) --no-print-directory test-format test-unit test-kernel test-fuzz test-openapi test-e2e \
+		test-bench
 	@echo "all test layers passed"
 
 test-unit: $(UNIT_BIN)
@@ -83,3 +84,8 @@ test-e2e: all
 test-format:
 	@echo "== format check"
 	$(Q)$(MAKE) --no-print-directory format-check
+
+# Benchmarks in smoke mode: checks they still run; never fails on a figure.
+test-bench: bench-build
+	@echo "== benchmark smoke (BENCH_SMOKE=1)"
+	$(Q)BENCH_SMOKE=1 bench/run.sh

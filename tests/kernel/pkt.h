@@ -221,4 +221,32 @@ static inline void pb_finish(struct pb *p)
 	}
 }
 
+/* TCP/UDP checksum over the pseudo-header, for frames that reach real sockets
+ * (call after pb_finish). */
+static inline void pb_l4_csum(struct pb *p)
+{
+	const uint8_t *ip = p->buf + p->l3;
+	size_t l4len = p->len - (size_t)p->l4, off = p->l4proto == IPPROTO_UDP ? 6 : 16;
+	uint8_t ph[40 + 1500 + 64];
+	size_t alen = p->ver == 6 ? 16 : 4, n = 0;
+	uint16_t c;
+
+	if (p->l4 < 0 || (p->l4proto != IPPROTO_UDP && p->l4proto != IPPROTO_TCP) ||
+	    2 * alen + 4 + l4len > sizeof(ph))
+		return;
+	memcpy(ph + n, ip + (p->ver == 6 ? 8 : 12), 2 * alen);
+	n += 2 * alen;
+	ph[n++] = (uint8_t)(l4len >> 8);
+	ph[n++] = (uint8_t)l4len;
+	ph[n++] = 0;
+	ph[n++] = p->l4proto;
+	memset(p->buf + p->l4 + off, 0, 2);
+	memcpy(ph + n, p->buf + p->l4, l4len);
+	c = pb_csum(ph, n + l4len);
+	if (!c && p->l4proto == IPPROTO_UDP)
+		c = 0xffff;
+	c = htons(c);
+	memcpy(p->buf + p->l4 + off, &c, 2);
+}
+
 #endif
