@@ -28,7 +28,8 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS    := libbpf jansson yaml-0.1 libcurl sqlite3 gnutls libmicrohttpd libulfius librhonabwy
+PKGS    := libbpf jansson yaml-0.1 libcurl sqlite3 gnutls libmicrohttpd libulfius librhonabwy \
+	   libhs libpcre2-8 libnghttp2 libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

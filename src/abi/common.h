@@ -79,7 +79,10 @@ enum es_xdp_slot {
 	X(CT_UNTRACKED, "conntrack_untracked") /* protocol or ICMP type without state */           \
 	X(CT_INVALID, "conntrack_invalid")     /* TCP other than SYN without an entry */           \
 	X(CT_SEEN_AT_INGRESS, "conntrack_tracked_at_ingress") /* forwarded, counted once */        \
-	X(CT_REPLY_TO, "conntrack_reply_to_redirect")
+	X(CT_REPLY_TO, "conntrack_reply_to_redirect")                                              \
+	X(IDS_ALERT, "ids_alert")    /* pattern hit, alert only */                                 \
+	X(IDS_DROP, "ids_rule_drop") /* pattern hit, block */                                      \
+	X(IPS_BLACKLIST_DROP, "ips_blacklist_drop")
 
 enum es_reason {
 #define ES_REASON_ENUM(n, s) ES_R_##n,

@@ -475,8 +475,8 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
 	es_http_stop();
+	es_events_stop(2000); /* pending events reach the engines and the alert pipeline */
 	stop_domains();
-	es_events_stop(2000);
 	es_kernel_shutdown(true);
 	pr_info("agent stopped");
 	es_config_put(cfg);

@@ -15,11 +15,11 @@ extern const struct es_domain es_domain_firewall;
 extern const struct es_domain es_domain_audit;
 extern const struct es_domain es_domain_auth;
 extern const struct es_domain es_domain_conntrack;
+extern const struct es_domain es_domain_alerting;
+extern const struct es_domain es_domain_ids;
 
-ES_DOMAIN_PENDING(es_domain_alerting, "alerting");
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");
-ES_DOMAIN_PENDING(es_domain_ids, "ids");
 ES_DOMAIN_PENDING(es_domain_l7, "l7");
 ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
 ES_DOMAIN_PENDING(es_domain_ddos, "ddos");

@@ -88,6 +88,16 @@ void es_alert_set_sink(es_alert_sink_fn fn);
 /* Raise an alert: fills id and timestamp when empty, then hands it to the sink. */
 void es_alert_emit(struct es_alert *a);
 
+/*
+ * Enrichment hook points (interfaces.md §7.3 step 1): features that can add
+ * context (DNS names, reputation, GeoIP) register a function; the pipeline
+ * runs them in registration order on its own thread before counting.
+ * Register at start; returns 0 or -ENOSPC (at most 8).
+ */
+typedef void (*es_alert_enrich_fn)(struct es_alert *a);
+int es_alert_add_enricher(es_alert_enrich_fn fn);
+void es_alert_enrich(struct es_alert *a);
+
 const char *es_severity_name(enum es_severity s); /* lower case */
 /* "low"/"info", "medium"/"warning", "high", "critical"/"crit", case-insensitive. */
 int es_severity_parse(const char *s, enum es_severity *out);

@@ -41,6 +41,31 @@ void es_alert_emit(struct es_alert *a)
 			 LF_STR("component", a->component));
 }
 
+static _Atomic(es_alert_enrich_fn) enrichers[8];
+
+int es_alert_add_enricher(es_alert_enrich_fn fn)
+{
+	for (size_t i = 0; i < sizeof(enrichers) / sizeof(enrichers[0]); i++) {
+		es_alert_enrich_fn expected = NULL;
+
+		if (atomic_load(&enrichers[i]) == fn ||
+		    atomic_compare_exchange_strong(&enrichers[i], &expected, fn))
+			return 0;
+	}
+	return -ENOSPC;
+}
+
+void es_alert_enrich(struct es_alert *a)
+{
+	for (size_t i = 0; i < sizeof(enrichers) / sizeof(enrichers[0]); i++) {
+		es_alert_enrich_fn fn = atomic_load(&enrichers[i]);
+
+		if (!fn)
+			break;
+		fn(a);
+	}
+}
+
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
 
 const char *es_severity_name(enum es_severity s)

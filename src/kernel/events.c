@@ -2,6 +2,8 @@
 #define ES_LOG_TARGET "ebpfsentinel::events"
 #include "kernel/events.h"
 #include "abi/common.h"
+#include "api/metrics.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "kernel/kernel.h"
 
@@ -11,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,13 +25,24 @@ struct handler {
 	uint8_t version;
 };
 
+struct slot {
+	void *data;
+	uint32_t len;
+};
+
 static struct handler handlers[ES_EV__MAX];
 static struct ring_buffer *rb;
-static pthread_t thread;
-static atomic_bool stop_flag;
+static pthread_t reader, worker;
+static atomic_bool stop_reader, stop_worker;
 static bool started;
 static int events_fd = -1;
-static _Atomic uint64_t st_records, st_dispatched, st_short, st_version, st_unknown;
+static _Atomic uint64_t st_records, st_dispatched, st_short, st_version, st_unknown, st_full;
+
+/* The bounded queue between the reader and the worker. */
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct slot queue[ES_EVENTS_QUEUE_CAP];
+static size_t q_head, q_len;
 
 int es_events_register(uint16_t type, uint8_t version, size_t min_len, es_event_fn fn, void *arg)
 {
@@ -38,7 +52,8 @@ int es_events_register(uint16_t type, uint8_t version, size_t min_len, es_event_
 	return 0;
 }
 
-int es_events_dispatch(const void *data, size_t len)
+/* The handler for a well-formed record, or NULL after counting why not. */
+static const struct handler *validate(const void *data, size_t len)
 {
 	const struct es_event_hdr *h = data;
 	const struct handler *hd;
@@ -46,29 +61,101 @@ int es_events_dispatch(const void *data, size_t len)
 	atomic_fetch_add(&st_records, 1);
 	if (len < sizeof(*h) || h->len > len || h->len < sizeof(*h)) {
 		atomic_fetch_add(&st_short, 1);
-		return 0;
+		return NULL;
 	}
 	if (h->type >= ES_EV__MAX || !handlers[h->type].fn) {
 		atomic_fetch_add(&st_unknown, 1);
-		return 0;
+		return NULL;
 	}
 	hd = &handlers[h->type];
 	if (h->len < hd->min_len) {
 		atomic_fetch_add(&st_short, 1);
-		return 0;
+		return NULL;
 	}
 	if (h->version != hd->version) {
 		atomic_fetch_add(&st_version, 1);
-		return 0;
+		return NULL;
 	}
-	hd->fn(data, h->len, hd->arg);
-	atomic_fetch_add(&st_dispatched, 1);
+	return hd;
+}
+
+int es_events_dispatch(const void *data, size_t len)
+{
+	const struct handler *hd = validate(data, len);
+
+	if (hd) {
+		hd->fn(data, ((const struct es_event_hdr *)data)->len, hd->arg);
+		atomic_fetch_add(&st_dispatched, 1);
+	}
 	return 0;
+}
+
+int es_events_submit(const void *data, size_t len)
+{
+	const struct handler *hd = validate(data, len);
+	uint32_t n;
+	void *copy;
+
+	if (!hd)
+		return -EINVAL;
+	n = ((const struct es_event_hdr *)data)->len;
+	pthread_mutex_lock(&q_lock);
+	if (q_len >= ES_EVENTS_QUEUE_CAP || !(copy = malloc(n))) {
+		pthread_mutex_unlock(&q_lock);
+		atomic_fetch_add(&st_full, 1);
+		return -ENOBUFS;
+	}
+	memcpy(copy, data, n);
+	queue[(q_head + q_len) % ES_EVENTS_QUEUE_CAP] = (struct slot){copy, n};
+	q_len++;
+	pthread_mutex_unlock(&q_lock);
+	return 0;
+}
+
+/* Take up to max queued records (waiting up to wait_ms when empty). */
+static size_t take(struct slot *out, size_t max, int wait_ms)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&q_lock);
+	if (!q_len && wait_ms > 0)
+		es_cond_wait_ms(&q_cond, &q_lock, wait_ms);
+	while (q_len && n < max) {
+		out[n++] = queue[q_head];
+		q_head = (q_head + 1) % ES_EVENTS_QUEUE_CAP;
+		q_len--;
+	}
+	pthread_mutex_unlock(&q_lock);
+	return n;
+}
+
+static void run_batch(struct slot *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct es_event_hdr *h = b[i].data;
+
+		handlers[h->type].fn(b[i].data, b[i].len, handlers[h->type].arg);
+		atomic_fetch_add(&st_dispatched, 1);
+		free(b[i].data);
+	}
+}
+
+size_t es_events_flush(void)
+{
+	struct slot b[256];
+	size_t n, total = 0;
+
+	while ((n = take(b, 256, 0))) {
+		run_batch(b, n);
+		total += n;
+	}
+	return total;
 }
 
 static int rb_cb(void *ctx, void *data, size_t len)
 {
-	return es_events_dispatch(data, len);
+	es_events_submit(data, len);
+	return 0;
 }
 
 int es_events_add_ring(int map_fd)
@@ -80,17 +167,56 @@ int es_events_add_ring(int map_fd)
 	return ring_buffer__add(rb, map_fd, rb_cb, NULL);
 }
 
-static void *run(void *arg)
+static void *run_reader(void *arg)
 {
-	while (!atomic_load(&stop_flag)) {
-		int r = ring_buffer__poll(rb, 100);
+	while (!atomic_load(&stop_reader)) {
+		/* poll() wakes on notifications; consume() also drains producers that
+		 * skipped the wakeup. Each call drains whole batches. */
+		int r = ring_buffer__poll(rb, 50);
 
 		if (r < 0 && r != -EINTR) {
 			pr_error("ring buffer poll failed", LF_INT("error", r));
 			break;
 		}
+		ring_buffer__consume(rb);
+		pthread_mutex_lock(&q_lock);
+		if (q_len)
+			pthread_cond_signal(&q_cond);
+		pthread_mutex_unlock(&q_lock);
 	}
 	return NULL;
+}
+
+static void *run_worker(void *arg)
+{
+	struct slot b[256];
+
+	while (!atomic_load(&stop_worker)) {
+		size_t n = take(b, 256, 100);
+
+		run_batch(b, n);
+	}
+	return NULL;
+}
+
+/* Userspace losses go to events_dropped by reason; the received and
+ * dispatched totals (extensions) let an operator check that none vanish. */
+static void collect(void)
+{
+	struct es_mfam *dropped = es_metric_family(
+	    "ebpfsentinel_events_dropped", "Events lost before processing", ES_M_COUNTER, "reason");
+	struct es_mfam *stage = es_metric_family(
+	    "ebpfsentinel_events", "Kernel event records read from the rings and dispatched",
+	    ES_M_COUNTER, "stage");
+	struct es_events_stats st;
+
+	es_events_get_stats(&st);
+	es_metric_mirror(dropped, st.queue_full, "event_queue_full");
+	es_metric_mirror(dropped, st.short_records, "short_record");
+	es_metric_mirror(dropped, st.bad_version, "bad_version");
+	es_metric_mirror(dropped, st.unknown_type, "unknown_type");
+	es_metric_mirror(stage, st.records, "received");
+	es_metric_mirror(stage, st.dispatched, "dispatched");
 }
 
 int es_events_start(void)
@@ -104,30 +230,42 @@ int es_events_start(void)
 		return -errno;
 	if ((r = es_events_add_ring(events_fd)))
 		return r;
-	atomic_store(&stop_flag, false);
-	if ((r = pthread_create(&thread, NULL, run, NULL)))
+	atomic_store(&stop_reader, false);
+	atomic_store(&stop_worker, false);
+	if ((r = pthread_create(&worker, NULL, run_worker, NULL)))
 		return -r;
+	if ((r = pthread_create(&reader, NULL, run_reader, NULL))) {
+		atomic_store(&stop_worker, true);
+		pthread_join(worker, NULL);
+		return -r;
+	}
 	started = true;
+	es_metrics_add_collector(collect);
 	return 0;
 }
 
 void es_events_stop(int timeout_ms)
 {
-	struct timespec t0, t;
+	uint64_t deadline = es_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	struct slot b[256];
+	size_t n;
 
 	if (!started)
 		return;
-	atomic_store(&stop_flag, true);
-	pthread_join(thread, NULL);
-	/* Drain what is already in the rings, bounded in time. */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		int n = ring_buffer__consume(rb);
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (n <= 0 ||
-		    (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
-			break;
+	atomic_store(&stop_reader, true);
+	pthread_join(reader, NULL);
+	/* Drain what is already in the rings, then what is queued, bounded in time. */
+	while (ring_buffer__consume(rb) > 0 && es_mono_ns() < deadline)
+		;
+	atomic_store(&stop_worker, true);
+	pthread_join(worker, NULL);
+	while ((n = take(b, 256, 0))) {
+		if (es_mono_ns() < deadline) {
+			run_batch(b, n);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			free(b[i].data);
 	}
 	ring_buffer__free(rb);
 	rb = NULL;
@@ -144,4 +282,8 @@ void es_events_get_stats(struct es_events_stats *o)
 	o->short_records = atomic_load(&st_short);
 	o->bad_version = atomic_load(&st_version);
 	o->unknown_type = atomic_load(&st_unknown);
+	o->queue_full = atomic_load(&st_full);
+	pthread_mutex_lock(&q_lock);
+	o->queue_depth = q_len;
+	pthread_mutex_unlock(&q_lock);
 }

@@ -27,7 +27,8 @@ def test_health_ready_and_xdp_attached(lab, agent):
     names = [p["name"] for p in progs]
     assert names == sorted(names) and len(names) == 11
     assert {p["name"]: p["loaded"] for p in progs}["xdp_firewall"] is True
-    assert {p["name"]: p["loaded"] for p in progs}["tc_ids"] is False
+    # ids and ips are enabled by default: tc_ids runs beside the firewall.
+    assert {p["name"]: p["loaded"] for p in progs}["tc_ids"] is True
 
 
 def test_ping_raises_kernel_counters(lab, agent):
@@ -76,7 +77,7 @@ def test_agent_status_and_config(agent):
     assert st["firewall_mode"] == "alert"
     assert isinstance(st["uptime_seconds"], int) and isinstance(st["rule_count"], int)
     inactive = {d["name"]: d["active"] for d in st["domains"]}
-    assert inactive["firewall"] is True and inactive["ids"] is False
+    assert inactive["firewall"] is True and inactive["ids"] is True
     cfg = agent.get("/api/v1/config").json()
     assert cfg["agent"]["http_port"] == agent.http_port
     assert cfg["agent"]["grpc_port"] == agent.grpc_port
