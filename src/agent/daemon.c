@@ -460,9 +460,10 @@ int es_daemon_run(const struct es_daemon_opts *o)
 		pr_error("eBPF unavailable: running without data plane (not ready)",
 			 LF_STR("error", strerror(-r)));
 	start_domains(cfg, false);
-	es_prog_status_publish();
 	if (es_kernel_ready() && (r = es_events_start()))
 		pr_warn("event reader not started", LF_STR("error", strerror(-r)));
+	/* Published last: a non-empty program list means startup is complete. */
+	es_prog_status_publish();
 	pr_info("agent ready, waiting for shutdown signal",
 		LF_BOOL("ebpf_loaded", es_daemon_ebpf_loaded()));
 

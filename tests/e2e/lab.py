@@ -177,10 +177,15 @@ class Agent:
         raise AssertionError("agent HTTP API did not come up\n" + self.log()[-3000:])
 
     def wait_ready(self, timeout=15):
+        """/readyz says ready once the XDP firewall is attached; tests also wait for
+        the end of startup (every domain started, the event reader running)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.get("/readyz").status_code == 200:
-                return
+                r = self.get("/api/v1/ebpf/status")
+                # Behind auth the list is not visible: readiness alone then.
+                if r.status_code != 200 or r.json()["programs"]:
+                    return
             time.sleep(0.1)
         raise AssertionError("agent not ready\n" + self.log()[-3000:])
 

@@ -353,6 +353,7 @@ static void al_status(json_t *o)
 const struct es_domain es_domain_alerting = {
     .name = "alerting",
     .section = "alerting",
+    .flags = ES_DOMAIN_EARLY, /* the alert store opens with the others (§1.3 step 4) */
     .parse = al_parse,
     .free_cfg = al_free,
     .to_json = al_to_json,

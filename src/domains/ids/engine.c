@@ -471,6 +471,16 @@ int ids_engine_start(const struct ids_cfg *c)
 	return r;
 }
 
+static void unload_prog(void)
+{
+	if (!skel)
+		return;
+	es_tc_detach_all(ES_TC_INGRESS, ES_TC_PRIO_IDS);
+	es_ids__destroy(skel);
+	skel = NULL;
+	es_prog_status_set("tc_ids", false);
+}
+
 int ids_engine_apply(const struct ids_cfg *c)
 {
 	struct ids_cfg *n = cfg_copy(c), *old;
@@ -478,6 +488,13 @@ int ids_engine_apply(const struct ids_cfg *c)
 
 	if (!n)
 		return -ENOMEM;
+	/* Reload is complete: ids/ips/l7 switched on loads tc_ids, all off detaches it. */
+	if (c->load_prog && !skel && es_kernel_ready() && (r = load_prog())) {
+		cfg_copy_free(n);
+		return r;
+	}
+	if (!c->load_prog)
+		unload_prog();
 	pthread_mutex_lock(&lock);
 	r = rebuild_locked(n);
 	if (r) {
@@ -535,12 +552,7 @@ void ids_engine_stop(void)
 	ids_sampling_free(&ips_sampling);
 	memset(&ips_view, 0, sizeof(ips_view));
 	pthread_mutex_unlock(&lock);
-	if (skel) {
-		es_tc_detach_all(ES_TC_INGRESS, ES_TC_PRIO_IDS);
-		es_ids__destroy(skel);
-		skel = NULL;
-	}
-	es_prog_status_set("tc_ids", false);
+	unload_prog();
 	pthread_mutex_lock(&trk_lock);
 	es_hmap__free(trackers);
 	trackers = NULL;

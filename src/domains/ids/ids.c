@@ -67,6 +67,14 @@ static json_t *ids_to_json(const void *p)
 			 ids_sampling_json(&c->sampling), "rules", rules);
 }
 
+static json_t *ids_summary(const void *p)
+{
+	const struct ids_cfg *c = p;
+
+	return json_pack("{s:I,s:s}", "rule_count", (json_int_t)c->n_rules, "mode",
+			 c->mode == IDS_MODE_BLOCK ? "block" : "alert");
+}
+
 static bool ids_enabled(const void *p)
 {
 	return ((const struct ids_cfg *)p)->enabled;
@@ -114,6 +122,7 @@ const struct es_domain es_domain_ids = {
     .enabled = ids_enabled,
     .start = ids_start,
     .apply = ids_apply,
+    .summary = ids_summary,
     .stop = ids_engine_stop,
     .status = ids_engine_status,
     .metrics = ids_engine_metrics,
