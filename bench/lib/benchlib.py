@@ -93,6 +93,19 @@ def paired_ratios(bursts, a, b, key="pps"):
     return out
 
 
+def block_ratios(runs, a, b, block, key="pps"):
+    """Runs in palindromic blocks (e.g. A B C C B A) of `block` runs: one
+    ratio mean(A)/mean(B) per block; drift cancels within a block."""
+    out = []
+    for i in range(0, len(runs) - block + 1, block):
+        blk = runs[i:i + block]
+        va = [r[key] for r in blk if r["target"] == a]
+        vb = [r[key] for r in blk if r["target"] == b]
+        if va and vb and sum(vb):
+            out.append((sum(va) / len(va)) / (sum(vb) / len(vb)))
+    return out
+
+
 # ---- machine description --------------------------------------------------------
 
 def _first_line(cmd):
@@ -330,16 +343,31 @@ class BenchAgent(lab.Agent):
         return total // 1024
 
 
+def shipped_sections(skip=("agent", "firewall")):
+    """The top-level sections of config/ebpfsentinel.yaml (the configuration
+    as shipped), minus those in skip, as YAML text."""
+    out, keep = [], False
+    with open(os.path.join(ROOT, "config", "ebpfsentinel.yaml")) as f:
+        for line in f:
+            if line[:1].isalpha():
+                keep = line.split(":", 1)[0] not in skip
+            if keep and not line.startswith("#"):
+                out.append(line)
+    return "".join(out)
+
+
 def agent_config(rules_yaml="", firewall=True, others=False, mode="block"):
     """YAML after the agent section: the firewall with the given rules, and
-    the other domains off unless others is set (then their defaults apply)."""
+    the other domains off, or as shipped in config/ebpfsentinel.yaml when
+    others is set."""
     text = (f"firewall:\n  enabled: {'true' if firewall else 'false'}\n  mode: {mode}\n"
             f"  default_policy: pass\n  anti_lockout:\n    enabled: false\n")
     text += "  rules:\n" + rules_yaml if rules_yaml else "  rules: []\n"
-    if not others:
-        for d in ("ids", "ips", "dlp", "ratelimit", "threatintel", "dns", "ddos", "conntrack",
-                  "nat", "l7", "loadbalancer", "alerting", "audit"):
-            text += f"{d}:\n  enabled: false\n"
+    if others:
+        return text + shipped_sections()
+    for d in ("ids", "ips", "dlp", "ratelimit", "threatintel", "dns", "ddos", "conntrack",
+              "nat", "l7", "loadbalancer", "alerting", "audit"):
+        text += f"{d}:\n  enabled: false\n"
     return text
 
 
