@@ -36,7 +36,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC \
-	   -DES_VERSION='"$(VERSION)"' -Isrc -I$(GEN) $(PKG_CFLAGS) -MMD -MP
+	   -DES_VERSION='"$(VERSION)"' -Isrc -I$(GEN) -I$(GEN)/proto $(PKG_CFLAGS) -MMD -MP
 LDLIBS  := $(PKG_LIBS) -lelf -lz -lpthread -lm
 
 BPF_CFLAGS := -target bpf -O2 -g -D__TARGET_ARCH_x86 -Wall -Werror -Wno-unused-function \
@@ -53,6 +53,12 @@ BPF_HDRS  := $(wildcard src/kernel/bpf/*.h src/abi/*.h)
 LIB_SRCS  := $(sort $(wildcard src/core/*.c src/kernel/*.c src/api/*.c src/cli/*.c \
 	       src/domains/*/*.c src/agent/*.c))
 LIB_SRCS  := $(filter-out %.bpf.c src/agent/main.c,$(LIB_SRCS))
+# gRPC: C generated from proto/ at build time (never committed), plus the
+# descriptor set served by server reflection.
+PROTO_FILES := $(sort $(shell find proto -name '*.proto'))
+PROTO_SRCS  := $(patsubst proto/%.proto,$(GEN)/proto/%.pb-c.c,$(PROTO_FILES)) \
+	       $(GEN)/proto/descriptors.c
+LIB_SRCS  += $(PROTO_SRCS)
 LIB_OBJS  := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS)) $(OBJ)/embed.o
 MAIN_OBJ  := $(OBJ)/src/agent/main.o
 LIBES     := $(BUILD)/libes.a
@@ -97,7 +103,19 @@ $(GEN)/openapi.json: $(OPENAPI_PARTS) tools/openapi_merge.py
 	$(Q)mkdir -p $(@D)
 	$(Q)$(PY) tools/openapi_merge.py $@ $(OPENAPI_PARTS)
 
-$(GEN)/skels.h: $(SKELS)
+$(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
+	$(call msg,PROTOC,$<)
+	$(Q)mkdir -p $(GEN)/proto
+	$(Q)protoc-c --c_out=$(GEN)/proto -Iproto $<
+
+$(GEN)/proto/descriptors.c: $(PROTO_FILES) tools/bin2c.py
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)protoc-c --descriptor_set_out=$(GEN)/proto/descriptors.bin -Iproto $(PROTO_FILES)
+	$(Q)$(PY) tools/bin2c.py es_grpc_descriptors $(GEN)/proto/descriptors.bin > $@
+
+# Every object waits for the generated headers (skeletons, protobuf).
+$(GEN)/skels.h: $(SKELS) $(PROTO_SRCS)
 	$(call msg,GEN,$@)
 	$(Q)printf '%s\n' $(patsubst $(GEN)/%,'#include "%"',$(SKELS)) > $@
 

@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "agent/domain.h"
 #include "api/docs.h"
+#include "api/grpc.h"
 #include "api/http.h"
 #include "api/metrics.h"
 #include "core/audit.h"
@@ -150,6 +151,41 @@ static void resolve_log(const struct es_daemon_opts *o, const struct es_config *
 	}
 }
 
+/* The TLS pair of agent.tls (HTTP and gRPC share it, §9). 0, or -errno after
+ * reporting on stderr; cert and key stay NULL when TLS is off. */
+static int load_tls(const struct es_config *cfg, char **cert, char **key)
+{
+	int e;
+
+	*cert = *key = NULL;
+	if (!cfg->agent.tls.enabled)
+		return 0;
+	*cert = read_file(cfg->agent.tls.cert_path, &e);
+	if (!*cert) {
+		fprintf(stderr, "Error: cannot read TLS certificate %s: %s\n",
+			cfg->agent.tls.cert_path, strerror(e));
+		return -e;
+	}
+	*key = read_file(cfg->agent.tls.key_path, &e);
+	if (!*key) {
+		fprintf(stderr, "Error: cannot read TLS key %s: %s\n", cfg->agent.tls.key_path,
+			strerror(e));
+		free(*cert);
+		*cert = NULL;
+		return -e;
+	}
+	if (!strstr(*cert, "-----BEGIN CERTIFICATE-----")) {
+		pr_error("TLS certificate file holds no certificate",
+			 LF_STR("path", cfg->agent.tls.cert_path));
+		free(*cert);
+		free(*key);
+		*cert = *key = NULL;
+		return -EINVAL;
+	}
+	warn_world_readable(cfg->agent.tls.key_path, "agent.tls.key_path");
+	return 0;
+}
+
 static int start_http(const struct es_config *cfg)
 {
 	struct es_http_opts ho = {
@@ -157,38 +193,17 @@ static int start_http(const struct es_config *cfg)
 	    .port = cfg->agent.http_port,
 	};
 	char *cert = NULL, *key = NULL;
-	int r, e;
+	int r;
 
 	for (unsigned i = 0; i < es_n_domains; i++)
 		if (es_domains[i]->routes && (r = es_http_add_routes(es_domains[i]->routes)))
 			return r;
 	if (cfg->agent.swagger_ui)
 		es_http_add_routes(es_docs_routes);
-	if (cfg->agent.tls.enabled) {
-		cert = read_file(cfg->agent.tls.cert_path, &e);
-		if (!cert) {
-			fprintf(stderr, "Error: cannot read TLS certificate %s: %s\n",
-				cfg->agent.tls.cert_path, strerror(e));
-			return -e;
-		}
-		key = read_file(cfg->agent.tls.key_path, &e);
-		if (!key) {
-			fprintf(stderr, "Error: cannot read TLS key %s: %s\n",
-				cfg->agent.tls.key_path, strerror(e));
-			free(cert);
-			return -e;
-		}
-		if (!strstr(cert, "-----BEGIN CERTIFICATE-----")) {
-			pr_error("TLS certificate file holds no certificate",
-				 LF_STR("path", cfg->agent.tls.cert_path));
-			free(cert);
-			free(key);
-			return -EINVAL;
-		}
-		warn_world_readable(cfg->agent.tls.key_path, "agent.tls.key_path");
-		ho.tls_cert_pem = cert;
-		ho.tls_key_pem = key;
-	}
+	if ((r = load_tls(cfg, &cert, &key)))
+		return r;
+	ho.tls_cert_pem = cert;
+	ho.tls_key_pem = key;
 	r = es_http_start(&ho);
 	if (r)
 		pr_error("cannot start the HTTP listener", LF_STR("bind_address", ho.bind_address),
@@ -196,6 +211,32 @@ static int start_http(const struct es_config *cfg)
 	else
 		pr_info("HTTP API listening", LF_STR("bind_address", ho.bind_address),
 			LF_UINT("port", ho.port), LF_BOOL("tls", cert != NULL));
+	free(cert);
+	free(key);
+	return r;
+}
+
+/* gRPC after HTTP, on the same address (§1.3 step 8); a bind failure is fatal. */
+static int start_grpc(const struct es_config *cfg)
+{
+	struct es_grpc_opts go = {
+	    .bind_address = cfg->agent.bind_address,
+	    .port = cfg->agent.grpc_port,
+	};
+	char *cert, *key;
+	int r;
+
+	if ((r = load_tls(cfg, &cert, &key)))
+		return r;
+	go.tls_cert_pem = cert;
+	go.tls_key_pem = key;
+	r = es_grpc_start(&go);
+	if (r)
+		pr_error("cannot start the gRPC listener", LF_STR("bind_address", go.bind_address),
+			 LF_UINT("port", go.port), LF_STR("error", strerror(-r)));
+	else
+		pr_info("gRPC listening", LF_STR("bind_address", go.bind_address),
+			LF_UINT("port", go.port), LF_BOOL("tls", cert != NULL));
 	free(cert);
 	free(key);
 	return r;
@@ -444,7 +485,8 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	}
 
 	/* Stores and identity before the listeners (§1.3 steps 4-5). */
-	if (start_domains(cfg, true) || start_http(cfg)) {
+	if (start_domains(cfg, true) || start_http(cfg) || start_grpc(cfg)) {
+		es_http_stop();
 		stop_domains();
 		es_config_put(cfg);
 		return 1;
@@ -476,6 +518,7 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
 	es_http_stop();
+	es_grpc_stop(5000);
 	es_events_stop(2000); /* pending events reach the engines and the alert pipeline */
 	stop_domains();
 	es_kernel_shutdown(true);

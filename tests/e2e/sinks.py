@@ -141,14 +141,3 @@ def udp_burst(ns, addr, port, count, payload=b"x"):
                 pass
     finally:
         s.close()
-
-
-def wait_for(fn, timeout=10, interval=0.1):
-    """Poll fn until it returns a truthy value (returned) or time runs out (None)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(interval)
-    return None

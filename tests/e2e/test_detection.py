@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from lab import metric
-from sinks import Listener, SmtpSink, Webhook, tcp_send, udp_burst, wait_for
+from lab import metric, wait_until
+from sinks import Listener, SmtpSink, Webhook, tcp_send, udp_burst
 
 AGENT_IP = "198.51.100.1"
 
@@ -27,7 +27,7 @@ def alerts(agent, **q):
 
 
 def wait_alerts(agent, n=1, timeout=10, **q):
-    return wait_for(lambda: (lambda d: d if len(d["alerts"]) >= n else None)(alerts(agent, **q)),
+    return wait_until(lambda: (lambda d: d if len(d["alerts"]) >= n else None)(alerts(agent, **q)),
                     timeout=timeout) or alerts(agent, **q)
 
 
@@ -79,7 +79,7 @@ def test_tcp_connection_alerts_in_store_log_and_webhook(lab, make_agent, tmp_pat
                                 "action", "src_addr", "dst_addr", "src_port", "dst_port",
                                 "protocol", "is_ipv6", "message", "false_positive"]
         # Log sink
-        assert wait_for(lambda: log_lines(agent, "alert sent to log"))
+        assert wait_until(lambda: log_lines(agent, "alert sent to log"))
         line = log_lines(agent, "alert sent to log")[0]
         assert line["alert_id"] == a["id"] and line["route"] == "logs"
         assert line["src_ip"] == "198.51.100.2" and line["dst_ip"] == AGENT_IP
@@ -184,7 +184,7 @@ def test_block_mode_drops_and_alert_mode_passes(lab, make_agent, tmp_path):
             f.write(cfg)
         import os
         os.replace(agent.config_path + ".tmp", agent.config_path)
-        assert wait_for(lambda: agent.get("/api/v1/ids/status").json()["mode"] == "Alert")
+        assert wait_until(lambda: agent.get("/api/v1/ids/status").json()["mode"] == "Alert")
         assert tcp_send(lab.peer_ns, AGENT_IP, 2323)
     finally:
         l1.close()
@@ -204,13 +204,13 @@ def test_webhook_500_opens_breaker_while_log_continues(lab, make_agent, tmp_path
         for i in range(7):
             tcp_send(lab.peer_ns, AGENT_IP, 3000 + i, timeout=0.5)
         # 5 deliveries x (1 + 3 retries) attempts, then the breaker opens.
-        assert wait_for(lambda: metric(agent.metrics(), "ebpfsentinel_alert_sender_circuit_state",
+        assert wait_until(lambda: metric(agent.metrics(), "ebpfsentinel_alert_sender_circuit_state",
                                        destination="webhook") == 2, timeout=15)
         n = len(hook.requests)
         assert n >= 20, f"each failed delivery is retried 3 times ({n} requests)"
         for i in range(3):
             tcp_send(lab.peer_ns, AGENT_IP, 3100 + i, timeout=0.5)
-        assert wait_for(lambda: len(log_lines(agent, "alert sent to log")) >= 10)
+        assert wait_until(lambda: len(log_lines(agent, "alert sent to log")) >= 10)
         assert agent.wait_log("circuit breaker open for destination 'webhook'")
         time.sleep(0.5)
         assert len(hook.requests) <= n + 8, "open breaker rejects deliveries at once"
@@ -277,6 +277,6 @@ def test_burst_of_10000_events_is_fully_accounted_for(lab, make_agent, tmp_path)
         # The veth may shed some of the burst before TC: only packets tc_ids saw count.
         return v if done and v["matched"] >= 1000 else None
 
-    v = wait_for(settled, timeout=40, interval=0.5)
+    v = wait_until(settled, timeout=40, interval=0.5)
     assert v, f"not every event is accounted for: {settled.last}"
     assert v["alerts"] > 0

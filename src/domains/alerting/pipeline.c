@@ -11,6 +11,7 @@
  */
 #define ES_LOG_TARGET "ebpfsentinel::alerts"
 #include "domains/alerting/alerting_int.h"
+#include "api/grpc.h"
 #include "api/metrics.h"
 #include "core/cfg.h"
 #include "core/clock.h"
@@ -496,6 +497,9 @@ static void process(struct es_alert *batch, size_t n)
 	}
 	if (al_store_ready())
 		al_store_insert(ptrs, n);
+	/* Live subscribers see every alert, before dedup and throttling (§5.2). */
+	for (size_t i = 0; i < n; i++)
+		es_grpc_publish(&batch[i]);
 	pthread_mutex_lock(&cfg_lock);
 	for (size_t i = 0; i < n; i++)
 		route_one(cfg, &batch[i], now);
