@@ -82,7 +82,11 @@ enum es_xdp_slot {
 	X(CT_REPLY_TO, "conntrack_reply_to_redirect")                                              \
 	X(IDS_ALERT, "ids_alert")    /* pattern hit, alert only */                                 \
 	X(IDS_DROP, "ids_rule_drop") /* pattern hit, block */                                      \
-	X(IPS_BLACKLIST_DROP, "ips_blacklist_drop")
+	X(IPS_BLACKLIST_DROP, "ips_blacklist_drop")                                                \
+	X(NAT_UNTRANSLATABLE, "nat_not_translatable") /* not TCP/UDP/ICMP echo, or a fragment */   \
+	X(NAT_TRANSLATED, "nat_translated")                                                        \
+	X(NAT_NO_ADDRESS, "nat_interface_without_address")                                         \
+	X(NAT_PORT_EXHAUSTED, "nat_port_exhausted")
 
 enum es_reason {
 #define ES_REASON_ENUM(n, s) ES_R_##n,

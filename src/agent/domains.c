@@ -17,13 +17,13 @@ extern const struct es_domain es_domain_auth;
 extern const struct es_domain es_domain_conntrack;
 extern const struct es_domain es_domain_alerting;
 extern const struct es_domain es_domain_ids;
+extern const struct es_domain es_domain_nat;
 
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");
 ES_DOMAIN_PENDING(es_domain_l7, "l7");
 ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
 ES_DOMAIN_PENDING(es_domain_ddos, "ddos");
-ES_DOMAIN_PENDING(es_domain_nat, "nat");
 ES_DOMAIN_PENDING(es_domain_routing, "routing");
 ES_DOMAIN_PENDING(es_domain_loadbalancer, "loadbalancer");
 ES_DOMAIN_PENDING(es_domain_ips, "ips");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /* Typed accessors over a parsed document, with serde-compatible error texts. */
 #include "core/cfg.h"
+#include "core/net.h"
 
 #include <errno.h>
 #include <math.h>
@@ -465,4 +466,46 @@ char **es_strv_dup(char *const *v)
 		}
 	}
 	return out;
+}
+
+int es_cfg_port_range(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
+		      struct es_port_range *out, bool *present)
+{
+	const json_t *v = field(obj, key);
+	char buf[64], why[128], sub[256];
+
+	*present = false;
+	out->start = out->end = 0;
+	if (!v)
+		return 0;
+	*present = true;
+	if (json_is_object(v)) {
+		es_path_key(sub, sizeof(sub), path, key);
+		if (es_cfg_u16(c, v, sub, "start", &out->start, 0) ||
+		    es_cfg_u16(c, v, sub, "end", &out->end, 0))
+			return -EINVAL;
+		if (!json_object_get(v, "start") || !json_object_get(v, "end"))
+			return es_cfg_fail(c, ES_ERR_PARSE, v, sub, "", SIZE_MAX,
+					   "missing field `%s`",
+					   json_object_get(v, "start") ? "end" : "start");
+		if (out->start > out->end)
+			return es_cfg_fail(c, ES_ERR_RAW, obj, path, key, 0,
+					   "invalid port range '%u-%u': start port %u is greater "
+					   "than end port %u",
+					   out->start, out->end, out->start, out->end);
+		return 0;
+	}
+	if (json_is_integer(v))
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v))
+		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
+	else {
+		es_json_describe(v, why, sizeof(why));
+		return es_cfg_fail(c, ES_ERR_PARSE, obj, path, key, 0,
+				   "invalid type: %s, expected a port or a port range", why);
+	}
+	if (es_port_range_parse(buf, out, why, sizeof(why)))
+		return es_cfg_fail(c, ES_ERR_RAW, obj, path, key, 0, "invalid port range '%s': %s",
+				   buf, why);
+	return 0;
 }

@@ -112,6 +112,14 @@ int es_cfg_req_u32(struct es_cfg *c, const json_t *obj, const char *path, const 
 		   uint32_t *out);
 int es_cfg_req_u64(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
 		   uint64_t *out);
+/*
+ * A port or port range: 80, "80", "1000-2000" or {start, end} (start <= end).
+ * *present tells whether the key was given; bad values fail as ES_ERR_RAW
+ * "invalid port range '<v>': <reason>" (types as serde type errors).
+ */
+struct es_port_range;
+int es_cfg_port_range(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
+		      struct es_port_range *out, bool *present);
 /* A list of strings; *out is a NULL-terminated malloc'd vector. */
 int es_cfg_strv(struct es_cfg *c, const json_t *obj, const char *path, const char *key, char ***out,
 		size_t *n);

@@ -358,6 +358,75 @@ int es_percpu_sum_all(int map_fd, uint32_t n, uint64_t *out)
 	return 0;
 }
 
+#define WALK_BATCH 1024
+
+static int walk_keys(int fd, uint32_t ksz, uint32_t vsz, es_map_walk_fn fn, void *arg)
+{
+	uint8_t *key = malloc(ksz), *next = malloc(ksz), *val = malloc(vsz);
+	void *prev = NULL;
+	int r = -ENOMEM;
+
+	if (!key || !next || !val)
+		goto out;
+	r = 0;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, ksz);
+		prev = key;
+		if (bpf_map_lookup_elem(fd, key, val))
+			continue; /* deleted meanwhile */
+		if ((r = fn(key, val, arg)))
+			break;
+	}
+out:
+	free(key);
+	free(next);
+	free(val);
+	return r < 0 ? r : 0;
+}
+
+int es_map_walk(int fd, uint32_t ksz, uint32_t vsz, es_map_walk_fn fn, void *arg)
+{
+	uint8_t *keys = malloc((size_t)ksz * WALK_BATCH), *vals = malloc((size_t)vsz * WALK_BATCH);
+	uint64_t in_tok = 0, out_tok = 0; /* hash maps: a bucket index */
+	void *in = NULL;
+	int r = 0, last = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (!last) {
+		LIBBPF_OPTS(bpf_map_batch_opts, o);
+		__u32 n = WALK_BATCH;
+
+		if (bpf_map_lookup_batch(fd, in, &out_tok, keys, vals, &n, &o)) {
+			r = -errno;
+			if (r == -ENOENT) {
+				last = 1; /* the last batch may still hold entries */
+				r = 0;
+			} else if (!in && (r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP)) {
+				r = walk_keys(fd, ksz, vsz, fn, arg);
+				goto out;
+			} else {
+				goto out;
+			}
+		}
+		for (__u32 i = 0; i < n; i++) {
+			r = fn(keys + (size_t)i * ksz, vals + (size_t)i * vsz, arg);
+			if (r) {
+				r = r < 0 ? r : 0;
+				goto out;
+			}
+		}
+		in_tok = out_tok;
+		in = &in_tok;
+	}
+out:
+	free(keys);
+	free(vals);
+	return r;
+}
+
 int es_kernel_read_counters(const char *pin_name, uint32_t n, uint64_t *out)
 {
 	int fd = ready ? es_kernel_open_pinned(pin_name) : -ENOENT, r;

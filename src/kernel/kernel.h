@@ -115,6 +115,15 @@ int es_percpu_sum(int map_fd, uint32_t key, uint64_t *out);
 /* Sum all slots [0, n) of a per-CPU u64 array into out[n]. */
 int es_percpu_sum_all(int map_fd, uint32_t n, uint64_t *out);
 
+/*
+ * Visit every entry of a hash-type map (batched lookups, get_next_key on
+ * kernels without them). fn returns 0 to go on, 1 to stop, <0 to abort with
+ * that error. Entries may change meanwhile; never delete from inside fn.
+ * 0 or -errno.
+ */
+typedef int (*es_map_walk_fn)(const void *key, const void *val, void *arg);
+int es_map_walk(int fd, uint32_t key_size, uint32_t value_size, es_map_walk_fn fn, void *arg);
+
 /* Per-CPU sums of slots [0, n) of the pinned per-CPU array pin_name. 0 or -errno. */
 int es_kernel_read_counters(const char *pin_name, uint32_t n, uint64_t *out);
 

@@ -6,52 +6,12 @@ import json
 import signal
 import time
 
-from lab import Proc, map_dump, metric, sh, tc_filters, wait_until
+from lab import map_dump, metric, sh, tc_filters, wait_until
+from peers import curl, http_server, tcp_client, tcp_server, udp_ask, udp_server
 
 CT = "conntrack:\n  enabled: true\n"
 SERVER4, SERVER6 = "203.0.113.2", "2001:db8:2::2"
 CLIENT4 = "198.51.100.2"
-
-# A TCP server that accepts one connection and keeps it (rst=1: resets it).
-TCP_SERVER = """
-import socket, struct, sys, time
-fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
-s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()
-c, _ = s.accept()
-if sys.argv[3] == 'rst':
-    c.recv(10)
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); c.close()
-while True:
-    if not c.recv(65536): break
-"""
-# A TCP client that sends `n` bytes every 0.2 s until stdin closes.
-TCP_CLIENT = """
-import socket, sys, time, select
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-while not select.select([sys.stdin], [], [], 0.2)[0]:
-    try: c.sendall(b'x' * int(sys.argv[3]))
-    except OSError: break
-"""
-UDP_ECHO = """
-import socket, sys
-s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-while True:
-    d, a = s.recvfrom(2048); s.sendto(d, a)
-"""
-UDP_SEND = """
-import socket, sys
-s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(1); s.bind(('', int(sys.argv[3])))
-got = 0
-for i in range(int(sys.argv[4])):
-    s.sendto(b'q' * 20, (sys.argv[1], int(sys.argv[2])))
-    try: s.recvfrom(2048); got += 1
-    except OSError: pass
-print(got)
-"""
-
 
 def conns(agent, **match):
     out = []
@@ -78,10 +38,9 @@ def test_tcp_flow_established_with_growing_counters(router, make_router_agent):
             (2, "tc_conntrack_egress") in tc_filters(a.ns, ifn, "egress")
     progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
     assert progs["tc_conntrack"] is True
-    srv = Proc(router.server, "python3", "-c", TCP_SERVER, SERVER4, "9000", "hold")
+    srv = tcp_server(router.server, SERVER4, 9000, "hold")
     time.sleep(0.5)
-    cli = Proc(router.client, "python3", "-c", TCP_CLIENT, SERVER4, "9000", "500",
-               stdin=__import__("subprocess").PIPE)
+    cli = tcp_client(router.client, SERVER4, 9000, 500)
     try:
         c1 = wait_until(lambda: [c for c in conns(a, dst_port=9000, protocol=6)
                                  if c["state"] == "established" and c["bytes_fwd"] > 1000])
@@ -115,18 +74,18 @@ def test_tcp_flow_established_with_growing_counters(router, make_router_agent):
 
 def test_udp_counted_once_per_packet_and_unanswered_flows_expire(router, make_router_agent):
     a = start(make_router_agent, router, CT + "  udp_timeout_secs: 2\n")
-    echo = Proc(router.server, "python3", "-c", UDP_ECHO, SERVER4, "5300")
+    echo = udp_server(router.server, SERVER4, 5300, echo=True)
     time.sleep(0.5)
     try:
-        got = sh("python3", "-c", UDP_SEND, SERVER4, "5300", "41000", "3", ns=router.client)
-        assert got.stdout.strip() == "3"
+        _, got = udp_ask(router.client, SERVER4, 5300, CLIENT4, 41000, n=3)
+        assert got == 3
         c = conns(a, dst_port=5300)
         assert len(c) == 1 and c[0]["state"] == "established"
         # Forwarded between two agent interfaces: counted once, not twice.
         assert c[0]["packets_fwd"] == 3 and c[0]["packets_rev"] == 3, c
         assert c[0]["bytes_fwd"] == c[0]["bytes_rev"] == 3 * (14 + 20 + 8 + 20)
         # Nobody answers on 5301 (the port unreachable is no reply): NEW, then gone.
-        sh("python3", "-c", UDP_SEND, SERVER4, "5301", "41001", "1", ns=router.client)
+        udp_ask(router.client, SERVER4, 5301, CLIENT4, 41001)
         c = conns(a, dst_port=5301)
         assert len(c) == 1 and c[0]["state"] == "new", c
         assert wait_until(lambda: not conns(a, dst_port=5301), timeout=4)
@@ -143,10 +102,9 @@ def test_rst_removes_and_orderly_close_waits(router, make_router_agent):
     a = start(make_router_agent, router)
     before = metric(a.metrics(), "ebpfsentinel_packets_total", interface="CT_METRICS",
                     action="closed")
-    srv = Proc(router.server, "python3", "-c", TCP_SERVER, SERVER4, "9001", "rst")
+    srv = tcp_server(router.server, SERVER4, 9001, "rst")
     time.sleep(0.5)
-    cli = Proc(router.client, "python3", "-c", TCP_CLIENT, SERVER4, "9001", "10",
-               stdin=__import__("subprocess").PIPE)
+    cli = tcp_client(router.client, SERVER4, 9001, 10)
     try:
         # The server resets after its first read: the entry goes at once.
         assert wait_until(lambda: not conns(a, dst_port=9001) and
@@ -156,11 +114,9 @@ def test_rst_removes_and_orderly_close_waits(router, make_router_agent):
         cli.p.stdin.close()
         cli.stop()
         srv.stop()
-    web = Proc(router.server, "python3", "-m", "http.server", "-b", SERVER4, "8000")
+    web = http_server(router.server, SERVER4, 8000)
     try:
-        assert wait_until(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                     f"http://{SERVER4}:8000/", ns=router.client,
-                                     check=False).stdout == "200")
+        assert wait_until(lambda: curl(router.client, f"http://{SERVER4}:8000/"))
         c = wait_until(lambda: [c for c in conns(a, dst_port=8000) if c["state"] == "time_wait"])
         assert c, conns(a)
     finally:
@@ -209,10 +165,9 @@ def test_disabled_attaches_nothing(router, make_router_agent):
 
 def test_flows_survive_a_killed_agent(router, make_router_agent):
     a = start(make_router_agent, router)
-    srv = Proc(router.server, "python3", "-c", TCP_SERVER, SERVER4, "9002", "hold")
+    srv = tcp_server(router.server, SERVER4, 9002, "hold")
     time.sleep(0.5)
-    cli = Proc(router.client, "python3", "-c", TCP_CLIENT, SERVER4, "9002", "100",
-               stdin=__import__("subprocess").PIPE)
+    cli = tcp_client(router.client, SERVER4, 9002, 100)
     try:
         first = wait_until(lambda: [c for c in conns(a, dst_port=9002)
                                     if c["state"] == "established"])

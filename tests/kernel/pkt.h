@@ -172,6 +172,7 @@ static inline void pb_udp(struct pb *p, uint16_t sport, uint16_t dport)
 static inline void pb_icmp(struct pb *p, uint8_t type, uint8_t code)
 {
 	p->l4 = (int)p->len;
+	p->l4proto = p->ver == 6 ? 58 : IPPROTO_ICMP;
 	pb_u8(p, type);
 	pb_u8(p, code);
 	pb_be16(p, 0);
@@ -195,6 +196,65 @@ static inline uint16_t pb_csum(const uint8_t *d, size_t n)
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
+}
+
+/*
+ * The L4 checksum a correct sender would write for the frame as it stands
+ * (TCP, UDP, ICMPv6 with their pseudo-header; ICMP without), computed from
+ * scratch over the bytes: the reference for every rewrite test. The
+ * checksum field itself is treated as zero.
+ */
+static inline uint16_t pb_l4_csum_of(const uint8_t *frame, size_t len, int l3, int ver, int l4,
+				     uint8_t proto)
+{
+	uint32_t sum = 0;
+	size_t l4len = len - (size_t)l4;
+	int coff = proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 2;
+
+	if (proto != IPPROTO_ICMP) {
+		const uint8_t *a = frame + l3 + (ver == 4 ? 12 : 8);
+		size_t alen = ver == 4 ? 8 : 32;
+
+		for (size_t i = 0; i < alen; i += 2)
+			sum += (uint32_t)a[i] << 8 | a[i + 1];
+		sum += proto;
+		sum += (uint32_t)l4len;
+	}
+	for (size_t i = 0; i < l4len; i += 2) {
+		uint16_t w;
+
+		if ((int)i == coff)
+			continue;
+		w = (uint16_t)(frame[l4 + i] << 8 | (i + 1 < l4len ? frame[l4 + i + 1] : 0));
+		sum += w;
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	sum = ~sum & 0xffff;
+	/* UDP transmits an all-zero result as 0xffff (0 means "no checksum"). */
+	if (proto == IPPROTO_UDP && sum == 0)
+		sum = 0xffff;
+	return (uint16_t)sum;
+}
+
+/* Offset of the L4 checksum field, or -1. */
+static inline int pb_l4_csum_off(const struct pb *p)
+{
+	if (p->l4 < 0)
+		return -1;
+	return p->l4 + (p->l4proto == IPPROTO_TCP ? 16 : p->l4proto == IPPROTO_UDP ? 6 : 2);
+}
+
+/* Write the correct L4 checksum (after pb_finish; ICMP needs l4proto set). */
+static inline void pb_fill_l4_csum(struct pb *p)
+{
+	int off = pb_l4_csum_off(p);
+	uint16_t c;
+
+	if (off < 0)
+		return;
+	c = htons(pb_l4_csum_of(p->buf, p->len, p->l3, p->ver, p->l4, p->l4proto));
+	memcpy(p->buf + off, &c, 2);
 }
 
 /* Fill length fields and the IPv4 header checksum. */

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CT_BATCH 1024
 #define NS_PER_SEC 1000000000ull
 
 static const char *const state_names[ES_CT_STATE__COUNT] = {
@@ -110,84 +109,30 @@ void ct_flow_decode(struct ct_flow *f, const void *key, const void *val, bool v6
 	es_addr_from_words(&f->nat_addr, n, v6);
 }
 
-/* Fallback walk for kernels without batch operations on hash maps. */
-static int walk_keys(int fd, bool v6, size_t ksz, size_t vsz, ct_walk_fn fn, void *arg)
+struct walk_ctx {
+	bool v6;
+	ct_walk_fn fn;
+	void *arg;
+};
+
+static int walk_one(const void *key, const void *val, void *arg)
 {
-	uint8_t key[64], next[64], val[128];
-	void *prev = NULL;
-	int r;
+	struct walk_ctx *w = arg;
+	struct ct_flow f;
 
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, ksz);
-		prev = key;
-		if (bpf_map_lookup_elem(fd, key, val))
-			continue; /* deleted meanwhile */
-		struct ct_flow f;
-
-		ct_flow_decode(&f, key, val, v6);
-		if ((r = fn(&f, key, v6, arg)))
-			return r < 0 ? r : 0;
-	}
-	(void)vsz;
-	return 0;
+	ct_flow_decode(&f, key, val, w->v6);
+	return w->fn(&f, key, w->v6, w->arg);
 }
 
 static int walk_map(int fd, bool v6, ct_walk_fn fn, void *arg)
 {
-	size_t ksz = v6 ? sizeof(struct es_ct_key_v6) : sizeof(struct es_ct_key_v4);
-	size_t vsz = v6 ? sizeof(struct es_ct_entry_v6) : sizeof(struct es_ct_entry_v4);
-	uint8_t *keys, *vals;
-	uint64_t in_tok = 0, out_tok = 0;
-	void *in = NULL;
-	int r = 0, stop = 0;
+	struct walk_ctx w = {v6, fn, arg};
 
 	if (fd < 0)
 		return 0;
-	keys = malloc(ksz * CT_BATCH);
-	vals = malloc(vsz * CT_BATCH);
-	if (!keys || !vals) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (!stop) {
-		LIBBPF_OPTS(bpf_map_batch_opts, o);
-		__u32 n = CT_BATCH;
-
-		r = bpf_map_lookup_batch(fd, in, &out_tok, keys, vals, &n, &o);
-		if (r) {
-			r = -errno;
-			if (r == -ENOENT) {
-				stop = 1;
-				r = 0;
-			} else if (r == -EINVAL || r == -ENOTSUP || r == -EOPNOTSUPP) {
-				if (in == NULL)
-					r = walk_keys(fd, v6, ksz, vsz, fn, arg);
-				goto out;
-			} else {
-				goto out;
-			}
-		}
-		/* The last batch comes with -ENOENT and may still hold entries. */
-		for (__u32 i = 0; i < n; i++) {
-			struct ct_flow f;
-
-			ct_flow_decode(&f, keys + i * ksz, vals + i * vsz, v6);
-			r = fn(&f, keys + i * ksz, v6, arg);
-			if (r < 0)
-				goto out;
-			if (r) {
-				r = 0;
-				stop = 1;
-				break;
-			}
-		}
-		in_tok = out_tok;
-		in = &in_tok;
-	}
-out:
-	free(keys);
-	free(vals);
-	return r;
+	return es_map_walk(fd, v6 ? sizeof(struct es_ct_key_v6) : sizeof(struct es_ct_key_v4),
+			   v6 ? sizeof(struct es_ct_entry_v6) : sizeof(struct es_ct_entry_v4),
+			   walk_one, &w);
 }
 
 int ct_table_walk(const struct ct_maps *m, ct_walk_fn fn, void *arg)
@@ -195,6 +140,64 @@ int ct_table_walk(const struct ct_maps *m, ct_walk_fn fn, void *arg)
 	int r = walk_map(m->v4, false, fn, arg);
 
 	return r ? r : walk_map(m->v6, true, fn, arg);
+}
+
+static bool is_v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	return !memcmp(a, pfx, sizeof(pfx));
+}
+
+bool ct_key_make(const uint8_t src[16], const uint8_t dst[16], uint16_t sport, uint16_t dport,
+		 uint8_t proto, void *key)
+{
+	bool v6 = !is_v4_mapped(src);
+	struct es_addr a, b;
+	uint32_t s[4], d[4];
+	int cmp;
+
+	memcpy(a.b, src, 16);
+	memcpy(b.b, dst, 16);
+	a.family = b.family = v6 ? 6 : 4;
+	es_addr_words(&a, s);
+	es_addr_words(&b, d);
+	cmp = memcmp(a.b, b.b, 16); /* byte order = word order, most significant first */
+	if (!cmp)
+		cmp = sport < dport ? -1 : sport > dport;
+	if (v6) {
+		struct es_ct_key_v6 *k = key;
+
+		memset(k, 0, sizeof(*k));
+		memcpy(k->src_ip, cmp <= 0 ? s : d, 16);
+		memcpy(k->dst_ip, cmp <= 0 ? d : s, 16);
+		k->src_port = cmp <= 0 ? sport : dport;
+		k->dst_port = cmp <= 0 ? dport : sport;
+		k->protocol = proto;
+	} else {
+		struct es_ct_key_v4 *k = key;
+
+		memset(k, 0, sizeof(*k));
+		k->src_ip = cmp <= 0 ? s[0] : d[0];
+		k->dst_ip = cmp <= 0 ? d[0] : s[0];
+		k->src_port = cmp <= 0 ? sport : dport;
+		k->dst_port = cmp <= 0 ? dport : sport;
+		k->protocol = proto;
+	}
+	return v6;
+}
+
+bool ct_tuple_live(const struct ct_maps *m, const struct es_ct_config *c, const uint8_t src[16],
+		   const uint8_t dst[16], uint16_t sport, uint16_t dport, uint8_t proto)
+{
+	uint8_t key[sizeof(struct es_ct_key_v6)], val[sizeof(struct es_ct_entry_v6)];
+	bool v6 = ct_key_make(src, dst, sport, dport, proto, key);
+	const struct es_ct_entry_v4 *e = (const void *)val;
+	int fd = v6 ? m->v6 : m->v4;
+
+	if (fd < 0 || bpf_map_lookup_elem(fd, key, val))
+		return false;
+	return es_ct_is_live(c, proto, e->state, e->last_seen_ns, ct_now_ns());
 }
 
 json_t *ct_flow_json(const struct ct_flow *f, uint64_t now)

@@ -50,6 +50,17 @@ void ct_flow_decode(struct ct_flow *f, const void *key, const void *val, bool v6
 typedef int (*ct_walk_fn)(const struct ct_flow *f, const void *key, bool v6, void *arg);
 int ct_table_walk(const struct ct_maps *m, ct_walk_fn fn, void *arg);
 
+/*
+ * The normalized key of endpoints (src, sport) → (dst, dport) (addresses as
+ * 16 network-order bytes, IPv4 mapped), as kernel/bpf/ct.h derives it;
+ * returns true for IPv6 (key is es_ct_key_v6) or false (es_ct_key_v4).
+ */
+bool ct_key_make(const uint8_t src[16], const uint8_t dst[16], uint16_t sport, uint16_t dport,
+		 uint8_t proto, void *key);
+/* Is there a live entry for that tuple (conntrack maps m, config c)? */
+bool ct_tuple_live(const struct ct_maps *m, const struct es_ct_config *c, const uint8_t src[16],
+		   const uint8_t dst[16], uint16_t sport, uint16_t dport, uint8_t proto);
+
 /* CLOCK_BOOTTIME in ns: the kernel's timestamps. */
 uint64_t ct_now_ns(void);
 const char *ct_state_name(uint8_t state);
