@@ -76,14 +76,14 @@ int xdp_gen(struct xdp_md *ctx)
 	bool udp;
 
 	if (frame_v6) {
-		if (data + 54 + 18 > data_end)
+		if (data + 54 + 8 > data_end)
 			return XDP_ABORTED;
 		a = data + 22 + 14; /* low 16 bits of the source address */
 		l4proto = data + 20;
 		ipc = 0;
 		p = data + 54;
 	} else {
-		if (data + 34 + 18 > data_end)
+		if (data + 34 + 8 > data_end)
 			return XDP_ABORTED;
 		a = data + 26 + 2;
 		l4proto = data + 23;
@@ -92,6 +92,8 @@ int xdp_gen(struct xdp_md *ctx)
 	}
 	udp = *l4proto == 17;
 	l4c = udp ? (void *)p + 6 : (void *)p + 16;
+	if ((void *)(l4c + 1) > data_end) /* TCP's checksum is at 16 */
+		return XDP_ABORTED;
 	/* Checksums are updated, not recomputed: the frames reach real sockets. */
 	old = *a;
 	*a = addr;
