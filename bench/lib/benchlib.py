@@ -291,13 +291,15 @@ class BenchAgent(lab.Agent):
     """The real agent in a namespace, with generous timeouts (thousands of
     rules take a while to compile) and startup timing."""
 
-    def start_timed(self, timeout=60):
+    def start_timed(self, timeout=60, wrapper=()):
+        """Start (under wrapper, e.g. valgrind, when given) and wait for /readyz."""
         env = dict(os.environ)
         self.out = open(self.log_path, "ab")
         self.err = open(self.err_path, "ab")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.ns}", AGENT, "--config", self.config_path],
+            ["nsenter", f"--net=/run/netns/{self.ns}", *wrapper, AGENT, "--config",
+             self.config_path],
             stdout=self.out, stderr=self.err, env=env)
         deadline = t0 + timeout
         while time.monotonic() < deadline:
