@@ -12,6 +12,7 @@
 #include "api/grpc.h"
 #include "api/http.h"
 #include "api/metrics.h"
+#include "api/tls.h"
 #include "core/audit.h"
 #include "core/log.h"
 #include "domains/firewall/firewall.h"
@@ -86,27 +87,6 @@ bool es_daemon_ebpf_loaded(void)
 
 /* ---- startup helpers ----------------------------------------------------------- */
 
-static char *read_file(const char *path, int *err)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	long n;
-
-	*err = 0;
-	if (!f) {
-		*err = errno;
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) || n > (1 << 20) ||
-	    !(buf = calloc(1, (size_t)n + 1)) || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		*err = errno ? errno : EIO;
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
 static void warn_world_readable(const char *path, const char *what)
 {
 	struct stat st;
@@ -151,48 +131,14 @@ static void resolve_log(const struct es_daemon_opts *o, const struct es_config *
 	}
 }
 
-/* The TLS pair of agent.tls (HTTP and gRPC share it, §9). 0, or -errno after
- * reporting on stderr; cert and key stay NULL when TLS is off. */
-static int load_tls(const struct es_config *cfg, char **cert, char **key)
-{
-	int e;
-
-	*cert = *key = NULL;
-	if (!cfg->agent.tls.enabled)
-		return 0;
-	*cert = read_file(cfg->agent.tls.cert_path, &e);
-	if (!*cert) {
-		fprintf(stderr, "Error: cannot read TLS certificate %s: %s\n",
-			cfg->agent.tls.cert_path, strerror(e));
-		return -e;
-	}
-	*key = read_file(cfg->agent.tls.key_path, &e);
-	if (!*key) {
-		fprintf(stderr, "Error: cannot read TLS key %s: %s\n", cfg->agent.tls.key_path,
-			strerror(e));
-		free(*cert);
-		*cert = NULL;
-		return -e;
-	}
-	if (!strstr(*cert, "-----BEGIN CERTIFICATE-----")) {
-		pr_error("TLS certificate file holds no certificate",
-			 LF_STR("path", cfg->agent.tls.cert_path));
-		free(*cert);
-		free(*key);
-		*cert = *key = NULL;
-		return -EINVAL;
-	}
-	warn_world_readable(cfg->agent.tls.key_path, "agent.tls.key_path");
-	return 0;
-}
-
 static int start_http(const struct es_config *cfg)
 {
 	struct es_http_opts ho = {
 	    .bind_address = cfg->agent.bind_address,
 	    .port = cfg->agent.http_port,
+	    .tls = cfg->agent.tls.enabled,
 	};
-	char *cert = NULL, *key = NULL;
+	char err[512];
 	int r;
 
 	for (unsigned i = 0; i < es_n_domains; i++)
@@ -200,19 +146,20 @@ static int start_http(const struct es_config *cfg)
 			return r;
 	if (cfg->agent.swagger_ui)
 		es_http_add_routes(es_docs_routes);
-	if ((r = load_tls(cfg, &cert, &key)))
+	/* TLS material before binding (§1.3 step 7): a bad pair is fatal. */
+	if (ho.tls && (r = es_tls_load(cfg->agent.tls.cert_path, cfg->agent.tls.key_path, err,
+				       sizeof(err)))) {
+		pr_error("cannot load TLS material", LF_STR("error", err));
+		fprintf(stderr, "Error: TLS: %s\n", err);
 		return r;
-	ho.tls_cert_pem = cert;
-	ho.tls_key_pem = key;
+	}
 	r = es_http_start(&ho);
 	if (r)
 		pr_error("cannot start the HTTP listener", LF_STR("bind_address", ho.bind_address),
 			 LF_UINT("port", ho.port), LF_STR("error", strerror(-r)));
 	else
 		pr_info("HTTP API listening", LF_STR("bind_address", ho.bind_address),
-			LF_UINT("port", ho.port), LF_BOOL("tls", cert != NULL));
-	free(cert);
-	free(key);
+			LF_UINT("port", ho.port), LF_BOOL("tls", ho.tls));
 	return r;
 }
 
@@ -223,10 +170,11 @@ static int start_grpc(const struct es_config *cfg)
 	    .bind_address = cfg->agent.bind_address,
 	    .port = cfg->agent.grpc_port,
 	};
-	char *cert, *key;
+	char *cert = NULL, *key = NULL;
 	int r;
 
-	if ((r = load_tls(cfg, &cert, &key)))
+	/* The pair the HTTP server loaded (§9: one certificate for both). */
+	if (cfg->agent.tls.enabled && (r = es_tls_pem(&cert, &key)))
 		return r;
 	go.tls_cert_pem = cert;
 	go.tls_key_pem = key;
@@ -238,7 +186,7 @@ static int start_grpc(const struct es_config *cfg)
 		pr_info("gRPC listening", LF_STR("bind_address", go.bind_address),
 			LF_UINT("port", go.port), LF_BOOL("tls", cert != NULL));
 	free(cert);
-	free(key);
+	es_tls_pem_free(key);
 	return r;
 }
 
@@ -521,6 +469,7 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	es_grpc_stop(5000);
 	es_events_stop(2000); /* pending events reach the engines and the alert pipeline */
 	stop_domains();
+	es_tls_free();
 	es_kernel_shutdown(true);
 	pr_info("agent stopped");
 	es_config_put(cfg);

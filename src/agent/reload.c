@@ -9,7 +9,9 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/domain.h"
+#include "api/grpc.h"
 #include "api/metrics.h"
+#include "api/tls.h"
 #include "core/audit.h"
 #include "core/log.h"
 
@@ -175,6 +177,37 @@ int es_reload_apply(const struct es_domain *const *table, unsigned n, void *cons
 	return 0;
 }
 
+/*
+ * TLS material last (§10.2): re-read the pair named by the new file. A pair
+ * that does not load leaves the running one in use; the rest of the reload
+ * stands. (Turning TLS on or off needs a restart.)
+ */
+static void reload_tls(const struct es_agent_cfg *a)
+{
+	unsigned gen = es_tls_generation();
+	char err[512], *cert, *key;
+	int r;
+
+	if (!es_tls_loaded() || !a->tls.enabled)
+		return;
+	r = es_tls_load(a->tls.cert_path, a->tls.key_path, err, sizeof(err));
+	count("tls", r == 0);
+	if (r) {
+		pr_error("TLS material not reloaded; the current certificate stays in use",
+			 LF_STR("error", err));
+		return;
+	}
+	pr_info("TLS material reloaded", LF_STR("cert_path", a->tls.cert_path),
+		LF_BOOL("changed", es_tls_generation() != gen));
+	/* The REST server reads it per handshake; the gRPC server takes the PEM pair. */
+	if (es_tls_generation() != gen && !es_tls_pem(&cert, &key)) {
+		if ((r = es_grpc_set_tls(cert, key)))
+			pr_error("gRPC kept its TLS material", LF_STR("error", strerror(-r)));
+		free(cert);
+		es_tls_pem_free(key);
+	}
+}
+
 int es_reload_from_file(const char *path, char *why, size_t whylen)
 {
 	struct es_config *old = es_config_current(), *nc;
@@ -204,6 +237,7 @@ int es_reload_from_file(const char *path, char *why, size_t whylen)
 		es_config_put(old);
 		return r;
 	}
+	reload_tls(&nc->agent);
 	es_config_publish(nc);
 	pr_info("configuration reloaded", LF_STR("config_path", path));
 	es_config_put(nc);

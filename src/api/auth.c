@@ -6,6 +6,7 @@
  */
 #define ES_LOG_TARGET "ebpfsentinel::auth"
 #include "api/auth.h"
+#include "api/grpc.h"
 #include "api/http.h"
 #include "core/log.h"
 
@@ -218,10 +219,21 @@ static const struct es_http_hooks hooks = {
     .limit_write = hook_limit_write,
 };
 
+/* The gRPC server's hook: AlertStreamService needs a valid identity (§4.4). */
+static int grpc_auth(const char *authorization, char *msg, size_t len)
+{
+	struct es_identity id;
+	int r = es_auth_check_bearer(authorization, &id, msg, len);
+
+	es_identity_clear(&id);
+	return r;
+}
+
 void es_auth_install(const struct es_auth_provider *p)
 {
 	atomic_store(&provider, p);
 	es_http_set_hooks(&hooks);
+	es_grpc_set_auth_hook(grpc_auth);
 }
 
 int es_auth_check_bearer(const char *authorization, struct es_identity *id, char *msg, size_t len)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 #define ES_LOG_TARGET "ebpfsentinel::http"
 #include "api/http.h"
+#include "api/tls.h"
 #include "core/audit.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -11,6 +12,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,23 +386,17 @@ void es_http_dispatch_ex(const char *method, const char *path, const char *query
 
 /* ---- TLS ---------------------------------------------------------------------- */
 
-/* Check that the pair loads before handing it to libmicrohttpd. */
-static int check_tls_pair(const char *cert_pem, const char *key_pem)
+/* libmicrohttpd's messages (failed handshakes among them) are debug output. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	gnutls_certificate_credentials_t creds;
-	gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
-	gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
-	int r;
+	char buf[512];
+	size_t n;
 
-	if (gnutls_certificate_allocate_credentials(&creds) < 0)
-		return -ENOMEM;
-	r = gnutls_certificate_set_x509_key_mem(creds, &c, &k, GNUTLS_X509_FMT_PEM);
-	gnutls_certificate_free_credentials(creds);
-	if (r < 0) {
-		pr_error("cannot load TLS certificate/key", LF_STR("error", gnutls_strerror(r)));
-		return -EINVAL;
-	}
-	return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	pr_debug(buf);
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
@@ -443,6 +439,7 @@ int es_http_start(const struct es_http_opts *o)
 	instance.check_utf8 = 0;
 	ulfius_set_default_endpoint(&instance, ulfius_cb, NULL);
 
+	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
 					   (intptr_t)mhd_request_completed, NULL};
 	ops[n++] =
@@ -452,17 +449,17 @@ int es_http_start(const struct es_http_opts *o)
 	ops[n++] =
 	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, ES_HTTP_MAX_CONNECTIONS, NULL};
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL};
-	if (o->tls_cert_pem) {
-		r = check_tls_pair(o->tls_cert_pem, o->tls_key_pem);
-		if (r)
+	if (o->tls) {
+		/* Material per handshake (api/tls.c), so a reload reaches new connections. */
+		if (!es_tls_loaded()) {
+			r = -ENOKEY;
 			goto fail;
+		}
 		flags |= MHD_USE_TLS;
-		ops[n++] =
-		    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
-		ops[n++] =
-		    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem};
+		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+						   (void *)es_tls_retrieve};
 		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-						   (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3"};
+						   (void *)ES_TLS_PRIORITIES};
 	}
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 

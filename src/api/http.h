@@ -18,8 +18,7 @@
 struct es_http_opts {
 	const char *bind_address;
 	uint16_t port;
-	const char *tls_cert_pem; /* NULL: plain HTTP */
-	const char *tls_key_pem;
+	bool tls; /* HTTPS with the material of api/tls.h (es_tls_load first) */
 };
 
 /*

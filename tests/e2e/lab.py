@@ -127,6 +127,7 @@ class Agent:
         self.err_path = os.path.join(workdir, "agent.err")
         self.interfaces = interfaces
         self.env = env
+        self.ca = None  # CA file: talk HTTPS and verify with it (TLS tests)
         self.write_config(extra_yaml, agent_yaml, log_format)
         self.proc = None
 
@@ -138,12 +139,15 @@ class Agent:
 
     def write_config(self, extra_yaml="", agent_yaml="", log_format="json", atomic=True):
         text = self.agent_section(agent_yaml, log_format) + extra_yaml
+        if not atomic:  # rewritten in place, as a plain editor save does
+            with open(self.config_path, "w") as f:
+                f.write(text)
+            return text
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
         os.chmod(tmp, 0o600)
-        if atomic:
-            os.replace(tmp, self.config_path)
+        os.replace(tmp, self.config_path)
         return text
 
     def start(self, wait_ready=True, args=()):
@@ -190,12 +194,14 @@ class Agent:
         raise AssertionError("agent not ready\n" + self.log()[-3000:])
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.http_port}{path}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.http_port}{path}"
 
     def request(self, method, path, **kw):
         with in_netns(self.ns), requests.Session() as s:
             s.trust_env = False
             kw.setdefault("timeout", 10)
+            if self.ca:
+                kw.setdefault("verify", self.ca)
             return s.request(method, self.url(path), **kw)
 
     def get(self, path, **kw):
