@@ -313,23 +313,34 @@ static void do_reload(const char *path, const char *trigger)
 	es_audit_set_actor(NULL);
 }
 
-static int main_loop(const char *config_path, int sfd)
+/* The main loop's descriptors; set up before readiness is announced (§1.3 step 10). */
+static struct {
+	int ep, tfd;
+	struct watch w;
+} loop = {.ep = -1, .tfd = -1};
+
+static void triggers_start(const char *config_path, int sfd)
 {
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
 	struct epoll_event ev = {.events = EPOLLIN};
-	struct watch w;
-	unsigned ticks = 0;
 
-	timerfd_settime(tfd, 0, &its, NULL);
+	loop.ep = epoll_create1(EPOLL_CLOEXEC);
+	loop.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	timerfd_settime(loop.tfd, 0, &its, NULL);
 	ev.data.fd = sfd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	epoll_ctl(loop.ep, EPOLL_CTL_ADD, sfd, &ev);
 	ev.data.fd = reload_efd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, reload_efd, &ev);
-	ev.data.fd = tfd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
-	watch_setup(&w, config_path, ep);
+	epoll_ctl(loop.ep, EPOLL_CTL_ADD, reload_efd, &ev);
+	ev.data.fd = loop.tfd;
+	epoll_ctl(loop.ep, EPOLL_CTL_ADD, loop.tfd, &ev);
+	watch_setup(&loop.w, config_path, loop.ep);
+}
+
+static int main_loop(const char *config_path, int sfd)
+{
+	int ep = loop.ep, tfd = loop.tfd;
+	struct watch w = loop.w;
+	unsigned ticks = 0;
 
 	for (;;) {
 		struct epoll_event evs[8];
@@ -452,6 +463,8 @@ int es_daemon_run(const struct es_daemon_opts *o)
 	start_domains(cfg, false);
 	if (es_kernel_ready() && (r = es_events_start()))
 		pr_warn("event reader not started", LF_STR("error", strerror(-r)));
+	/* Reload triggers run before readiness is announced, so no edit is missed. */
+	triggers_start(o->config_path, sfd);
 	/* Published last: a non-empty program list means startup is complete. */
 	es_prog_status_publish();
 	pr_info("agent ready, waiting for shutdown signal",

@@ -187,11 +187,17 @@ class Agent:
         while time.time() < deadline:
             if self.get("/readyz").status_code == 200:
                 r = self.get("/api/v1/ebpf/status")
-                # Behind auth the list is not visible: readiness alone then.
-                if r.status_code != 200 or r.json()["programs"]:
+                # Behind auth the list is not visible: the startup log line then.
+                if r.status_code == 200 and r.json()["programs"]:
+                    return
+                if r.status_code != 200 and self.started():
                     return
             time.sleep(0.1)
         raise AssertionError("agent not ready\n" + self.log()[-3000:])
+
+    def started(self):
+        """Startup is over (every domain started, reload triggers running)."""
+        return "agent ready, waiting for shutdown signal" in self.log()
 
     def url(self, path):
         return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.http_port}{path}"

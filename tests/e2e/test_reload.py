@@ -11,7 +11,7 @@ import time
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab import metric, xdp_prog_name
+from lab import metric, tc_filters, xdp_prog_name
 from test_auth import Jwks
 
 
@@ -152,21 +152,49 @@ def test_a_failing_domain_rolls_back_the_ones_applied_before_it(make_agent, tmp_
                   result="failure") == 1
 
 
-def test_enabling_a_feature_attaches_its_program_and_disabling_detaches(lab, make_agent):
-    a = make_agent(extra_yaml="firewall:\n  enabled: false\n")
+# tc_ids also serves IPS and L7: all three off to have it detached.
+OFF = ("firewall:\n  enabled: false\nids:\n  enabled: false\nips:\n  enabled: false\n"
+       "l7:\n  enabled: false\nconntrack:\n  enabled: false\n")
+ON = "firewall:\n  enabled: true\nids:\n  enabled: true\nconntrack:\n  enabled: true\n"
+
+
+def attached(lab):
+    """Our programs attached on the agent's interface: XDP head and TC filters."""
+    names = {n for _, n in tc_filters(lab.agent_ns, lab.agent_if, "ingress")}
+    names |= {n for _, n in tc_filters(lab.agent_ns, lab.agent_if, "egress")}
+    xdp = xdp_prog_name(lab.agent_ns, lab.agent_if)
+    if xdp:
+        names.add(xdp)
+    return {n for n in names if n.startswith(("xdp_", "tc_"))}
+
+
+def loaded(a):
+    return {p["name"] for p in a.get("/api/v1/ebpf/status").json()["programs"] if p["loaded"]}
+
+
+def test_enabling_features_attaches_their_programs_and_disabling_detaches(lab, make_agent):
+    """The domain contract (docs/DEVELOPING.md): every domain with kernel programs
+    loads and attaches them when a reload enables it, and detaches them when a
+    reload disables it, without a restart."""
+    a = make_agent(extra_yaml=OFF)
     a.start(wait_ready=False)
-    assert xdp_prog_name(lab.agent_ns, lab.agent_if) is None
-    progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
-    assert progs["xdp_firewall"] is False
-    a.write_config(extra_yaml="firewall:\n  enabled: true\n")
-    assert wait_until(lambda: xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_firewall",
-                      timeout=3.0)
-    progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
-    assert progs["xdp_firewall"] is True
+    assert wait_until(a.started)
+    assert attached(lab) == set()
+    assert loaded(a) == set()
+    a.write_config(extra_yaml=ON)
+    want = {"xdp_firewall", "tc_ids", "tc_conntrack"}
+    assert wait_until(lambda: want <= attached(lab), timeout=5.0), attached(lab)
+    assert any(n.startswith("tc_conntrack_eg") for n in attached(lab)), attached(lab)
+    assert want <= loaded(a)
     assert a.get("/readyz").status_code == 200
-    assert metric(a.metrics(), "ebpfsentinel_ebpf_program_status", program="xdp_firewall") == 1
+    m = a.metrics()
+    for p in want:
+        assert metric(m, "ebpfsentinel_ebpf_program_status", program=p) == 1, p
     # And off again, without a restart.
-    a.write_config(extra_yaml="firewall:\n  enabled: false\n")
-    assert wait_until(lambda: xdp_prog_name(lab.agent_ns, lab.agent_if) is None, timeout=3.0)
-    assert metric(a.metrics(), "ebpfsentinel_ebpf_program_status", program="xdp_firewall") == 0
+    a.write_config(extra_yaml=OFF)
+    assert wait_until(lambda: attached(lab) == set(), timeout=5.0), attached(lab)
+    assert loaded(a) == set()
+    m = a.metrics()
+    for p in want:
+        assert metric(m, "ebpfsentinel_ebpf_program_status", program=p) == 0, p
     assert a.proc.poll() is None
