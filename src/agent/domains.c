@@ -18,6 +18,7 @@ extern const struct es_domain es_domain_conntrack;
 extern const struct es_domain es_domain_alerting;
 extern const struct es_domain es_domain_ids;
 extern const struct es_domain es_domain_nat;
+extern const struct es_domain es_domain_scrub;
 
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");
@@ -34,11 +35,11 @@ ES_DOMAIN_PENDING(es_domain_dns, "dns");
 extern const struct es_domain es_domain_agent;
 
 const struct es_domain *const es_domains[] = {
-    &es_domain_agent,	     &es_domain_audit,	   &es_domain_geoip,	   &es_domain_firewall,
-    &es_domain_zones,	     &es_domain_ids,	   &es_domain_l7,	   &es_domain_ratelimit,
-    &es_domain_ddos,	     &es_domain_conntrack, &es_domain_nat,	   &es_domain_routing,
-    &es_domain_loadbalancer, &es_domain_ips,	   &es_domain_threatintel, &es_domain_dlp,
-    &es_domain_dns,	     &es_domain_auth,	   &es_domain_alerting,
+    &es_domain_agent,	&es_domain_audit,	 &es_domain_geoip, &es_domain_firewall,
+    &es_domain_zones,	&es_domain_ids,		 &es_domain_l7,	   &es_domain_ratelimit,
+    &es_domain_ddos,	&es_domain_conntrack,	 &es_domain_nat,   &es_domain_scrub,
+    &es_domain_routing, &es_domain_loadbalancer, &es_domain_ips,   &es_domain_threatintel,
+    &es_domain_dlp,	&es_domain_dns,		 &es_domain_auth,  &es_domain_alerting,
 };
 
 const unsigned es_n_domains = sizeof(es_domains) / sizeof(es_domains[0]);

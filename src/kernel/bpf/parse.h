@@ -258,12 +258,28 @@ static __noinline int es_tc_linear_len(struct __sk_buff *skb, __u32 len)
 	return 0;
 }
 
+/*
+ * Fresh skb data pointers. The loads are written in asm because clang 14
+ * likes to keep the ctx offsets (76, 80) in registers and add them to the
+ * ctx pointer, which the verifier rejects ("dereference of modified ctx ptr").
+ */
+static __always_inline void es_skb_ptrs(struct __sk_buff *skb, void **data, void **data_end)
+{
+	void *d, *e;
+
+	asm volatile("%[d] = *(u32 *)(%[ctx] + 76)\n\t"
+		     "%[e] = *(u32 *)(%[ctx] + 80)"
+		     : [d] "=r"(d), [e] "=r"(e)
+		     : [ctx] "r"(skb));
+	*data = d;
+	*data_end = e;
+}
+
 static __always_inline void es_tc_linearize(struct __sk_buff *skb, __u32 len, void **data,
 					    void **data_end)
 {
 	es_tc_linear_len(skb, len);
-	*data = (void *)(long)skb->data;
-	*data_end = (void *)(long)skb->data_end;
+	es_skb_ptrs(skb, data, data_end);
 }
 
 /* Is this reason a malformed or truncated packet (counted as an error)? */
