@@ -69,10 +69,17 @@ while True:
     if not c.recv(65536): break
 """
 
-# TCP client sending n bytes every 0.2 s until its stdin closes (or the peer resets).
+# TCP client (retrying while refused, 5 s) sending n bytes every 0.2 s until its stdin
+# closes (or the peer resets).
 _TCP_CLIENT = """
-import socket, sys, select
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+import socket, sys, select, time
+deadline = time.time() + 5
+while True:  # the server may still be starting
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); break
+    except ConnectionRefusedError:
+        if time.time() > deadline: raise
+        time.sleep(0.1)
 while not select.select([sys.stdin], [], [], 0.2)[0]:
     try: c.sendall(b'x' * int(sys.argv[3]))
     except OSError: break

@@ -147,8 +147,8 @@ def test_port_forward_priorities_and_disabled_rules(router, make_router_agent):
     try:
         seen = wait_until(lambda: curl(router.client, f"http://{ROUTER_C4}:8005/"))
         assert seen and seen.split()[3] == "9005", seen
-        seen = curl(router.client, f"http://{ROUTER_C4}:8080/")
-        assert seen and seen.split()[3] == "9102", "the lowest priority number wins"
+        seen = wait_until(lambda: curl(router.client, f"http://{ROUTER_C4}:8080/"))
+        assert seen and seen.split()[3] == "9102", f"the lowest priority number wins: {seen}"
         assert [r["id"] for r in a.get("/api/v1/nat/rules").json()] == \
             ["range", "low", "high", "off"]
     finally:
