@@ -24,6 +24,11 @@ struct es_audit_entry {
 	const char *actor_sub; /* authenticated identity, when auth is on; may be NULL */
 };
 
+/*
+ * A rule change made through the API (actor "api") also produces its audit
+ * entry (config / rule_added|rule_removed|rule_updated / "added rule <id> by
+ * api"): callers record only the change.
+ */
 struct es_rule_change {
 	const char *component; /* firewall, l7, ratelimit, ddos, loadbalancer, ips, ... */
 	const char *rule_id;   /* or "<domain>-config" for reloads */

@@ -14,6 +14,8 @@
 #include "domains/audit/store.h"
 #include "unit.h"
 
+extern const struct es_domain es_domain_audit;
+
 #define DAY_NS (86400ull * 1000000000ull)
 
 static char dir[64];
@@ -242,4 +244,45 @@ Test(audit, section_defaults_and_types)
 	c = unit_cfg(MIN_AGENT "audit:\n  retention_days: -1\n", err, sizeof(err));
 	cr_expect_null(c);
 	cr_expect(strstr(err, "audit.retention_days") != NULL, "%s", err);
+}
+
+Test(audit, an_api_rule_change_is_also_an_audit_entry_with_the_acting_identity)
+{
+	char yaml[256], err[512];
+	struct es_config *c;
+	struct audit_query q = {.limit = 10};
+	json_t *e, *h;
+	uint64_t total;
+
+	snprintf(yaml, sizeof(yaml), MIN_AGENT "audit:\n  storage_path: %s/audit.redb\n", dir);
+	c = unit_cfg(yaml, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(es_domain_audit.start(es_config_domain(c, "audit")), 0);
+	es_audit_set_actor("alice");
+	es_audit_rule_change(&(struct es_rule_change){.component = "firewall",
+						      .rule_id = "fw-7",
+						      .action = "rule_added",
+						      .actor = "api",
+						      .after = "{\"id\":\"fw-7\"}"});
+	es_audit_set_actor(NULL);
+	/* A reload's change is not an API change: no extra entry. */
+	es_audit_rule_change(&(struct es_rule_change){.component = "firewall",
+						      .rule_id = "firewall-config",
+						      .action = "rule_updated",
+						      .actor = "config_reload"});
+	audit_flush();
+	cr_assert_eq(audit_log_query(audit_running_log(), &q, &e, &total), 0);
+	cr_assert_eq(json_array_size(e), 1);
+	h = json_array_get(e, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(h, "component")), "config");
+	cr_expect_str_eq(json_string_value(json_object_get(h, "action")), "rule_added");
+	cr_expect_str_eq(json_string_value(json_object_get(h, "rule_id")), "fw-7");
+	cr_expect_str_eq(json_string_value(json_object_get(h, "detail")), "added rule fw-7 by api");
+	cr_expect_str_eq(json_string_value(json_object_get(h, "sub")), "alice");
+	json_decref(e);
+	cr_assert_eq(rule_history_query(audit_running_history(), "fw-7", 5, &e), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "sub")), "alice");
+	json_decref(e);
+	es_domain_audit.stop();
+	es_config_put(c);
 }

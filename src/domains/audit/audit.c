@@ -252,6 +252,24 @@ static void sink_rule_change(const struct es_rule_change *c)
 	if (st.history)
 		rule_history_append(st.history, c, sub, now_ns());
 	pthread_mutex_unlock(&st.store_lock);
+	/*
+	 * A change through the API is also an audit entry (§8.2), made here once
+	 * for every domain: config / rule_added|… / "added rule <id> by api".
+	 */
+	if (c->actor && (!strcmp(c->actor, "api") || !strcmp(c->actor, "cli")) && c->action) {
+		const char *verb = strncmp(c->action, "rule_", 5) ? c->action : c->action + 5;
+		char detail[AUDIT_DETAIL_MAX];
+
+		snprintf(detail, sizeof(detail), "%s rule %s by api", verb,
+			 c->rule_id ? c->rule_id : "");
+		sink_entry(&(struct es_audit_entry){
+		    .component = "config",
+		    .action = c->action,
+		    .rule_id = c->rule_id,
+		    .detail = detail,
+		    .actor_sub = sub,
+		});
+	}
 }
 
 static const struct es_audit_sink sink = {
