@@ -86,7 +86,8 @@ extern const struct es_cli_cmd audit_cli_cmds[];
 extern const struct es_cli_cmd ct_cli_cmds[];
 extern const struct es_cli_cmd al_cli_cmds[];
 extern const struct es_cli_cmd nat_cli_cmds[];
+extern const struct es_cli_cmd routing_cli_cmds[];
 
 const struct es_cli_cmd *const es_cli_tables[] = {
-    agent_cmds, audit_cli_cmds, ct_cli_cmds, al_cli_cmds, nat_cli_cmds, NULL,
+    agent_cmds, audit_cli_cmds, ct_cli_cmds, al_cli_cmds, nat_cli_cmds, routing_cli_cmds, NULL,
 };
