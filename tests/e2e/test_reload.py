@@ -152,9 +152,11 @@ def test_a_failing_domain_rolls_back_the_ones_applied_before_it(make_agent, tmp_
 
 
 # tc_ids also serves IPS and L7: all three off to have it detached.
-OFF = ("firewall:\n  enabled: false\nids:\n  enabled: false\nips:\n  enabled: false\n"
+OFF = ("firewall:\n  enabled: false\n  scrub:\n    enabled: false\nids:\n  enabled: false\n"
+       "ips:\n  enabled: false\n"
        "l7:\n  enabled: false\nconntrack:\n  enabled: false\nnat:\n  enabled: false\n")
-ON = ("firewall:\n  enabled: true\nids:\n  enabled: true\nconntrack:\n  enabled: true\n"
+ON = ("firewall:\n  enabled: true\n  scrub:\n    enabled: true\nids:\n  enabled: true\n"
+      "conntrack:\n  enabled: true\n"
       "nat:\n  enabled: true\n")
 
 
@@ -182,7 +184,8 @@ def test_enabling_features_attaches_their_programs_and_disabling_detaches(lab, m
     assert attached(lab) == set()
     assert loaded(a) == set()
     a.write_config(extra_yaml=ON)
-    want = {"xdp_firewall", "tc_ids", "tc_conntrack", "tc_nat_ingress", "tc_nat_egress"}
+    want = {"xdp_firewall", "tc_ids", "tc_conntrack", "tc_nat_ingress", "tc_nat_egress",
+            "tc_scrub"}
     assert wait_until(lambda: want <= attached(lab), timeout=5.0), attached(lab)
     assert any(n.startswith("tc_conntrack_eg") for n in attached(lab)), attached(lab)
     assert want <= loaded(a)
