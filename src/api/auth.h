@@ -50,7 +50,12 @@ enum es_authz {
 	ES_AUTHZ_NAMESPACE_FORBIDDEN /* 403 NAMESPACE_FORBIDDEN: access denied for namespace … */
 };
 
-/* May id call a route with these flags and method? (ES_RT_WRITE, ES_RT_NS and non-GET = write) */
+/*
+ * May id call a route with these flags and method? ES_RT_WRITE and any
+ * non-GET method are writes (operator, admin). ES_RT_NS routes pass: their
+ * handler applies the namespace rule, viewer refusal included, with
+ * es_auth_check_scope() once it knows the scope.
+ */
 enum es_authz es_authz_route(const struct es_identity *id, const char *method, unsigned flags);
 /*
  * May id write a firewall rule of this scope ("global", "interface:X",

@@ -377,8 +377,9 @@ Test(rbac, decision_table_role_by_endpoint_by_scope)
 	    {0, "GET", 0, NULL, ES_AUTHZ_ALLOW},
 	    {0, "POST", ES_RT_WRITE, NULL, ES_AUTHZ_VIEWER_WRITE},
 	    {0, "DELETE", 0, NULL, ES_AUTHZ_VIEWER_WRITE}, /* any non-GET is a write */
-	    {0, "POST", ES_RT_NS, NULL, ES_AUTHZ_VIEWER_WRITE},
+	    {0, "POST", ES_RT_NS, NULL, ES_AUTHZ_ALLOW}, /* the handler decides */
 	    {0, "POST", ES_RT_NS, "namespace:prod", ES_AUTHZ_VIEWER_WRITE},
+	    {0, "DELETE", ES_RT_NS, "global", ES_AUTHZ_VIEWER_WRITE},
 	    {1, "GET", 0, NULL, ES_AUTHZ_ALLOW},
 	    {1, "POST", ES_RT_WRITE, NULL, ES_AUTHZ_ALLOW},
 	    {1, "POST", ES_RT_NS, "global", ES_AUTHZ_SCOPE_NEEDS_ADMIN},
