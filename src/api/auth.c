@@ -60,8 +60,7 @@ bool es_auth_enabled(void)
 
 static bool is_write(const char *method, unsigned flags)
 {
-	return (flags & ES_RT_WRITE) ||
-	       (method && strcmp(method, "GET") && strcmp(method, "HEAD"));
+	return (flags & ES_RT_WRITE) || (method && strcmp(method, "GET") && strcmp(method, "HEAD"));
 }
 
 enum es_authz es_authz_route(const struct es_identity *id, const char *method, unsigned flags)

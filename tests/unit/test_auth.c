@@ -377,7 +377,7 @@ Test(rbac, decision_table_role_by_endpoint_by_scope)
 	    {0, "GET", 0, NULL, ES_AUTHZ_ALLOW},
 	    {0, "POST", ES_RT_WRITE, NULL, ES_AUTHZ_VIEWER_WRITE},
 	    {0, "DELETE", 0, NULL, ES_AUTHZ_VIEWER_WRITE}, /* any non-GET is a write */
-	    {0, "POST", ES_RT_NS, NULL, ES_AUTHZ_ALLOW}, /* the handler decides */
+	    {0, "POST", ES_RT_NS, NULL, ES_AUTHZ_ALLOW},   /* the handler decides */
 	    {0, "POST", ES_RT_NS, "namespace:prod", ES_AUTHZ_VIEWER_WRITE},
 	    {0, "DELETE", ES_RT_NS, "global", ES_AUTHZ_VIEWER_WRITE},
 	    {1, "GET", 0, NULL, ES_AUTHZ_ALLOW},
@@ -699,5 +699,40 @@ Test(auth_config, disabled_is_not_validated_and_keys_are_masked)
 			     json_object_get(json_object_get(j, "auth"), "jwt"), "issuer")),
 			 "idp");
 	json_decref(j);
+	es_config_put(c);
+}
+
+/* ---- the domain's provider chain ------------------------------------------------------------ */
+
+extern const struct es_domain es_domain_auth;
+
+Test(auth_provider, api_keys_through_the_running_domain)
+{
+	char err[512], msg[256];
+	struct es_identity id;
+	struct es_config *c = unit_cfg(
+	    MIN_AGENT "auth:\n  enabled: true\n  api_keys:\n"
+		      "    - {name: any, key: k-any, role: operator}\n"
+		      "    - {name: prod, key: k-prod, role: operator, namespaces: [prod]}\n",
+	    err, sizeof(err));
+
+	cr_assert_not_null(c, "%s", err);
+	es_log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+	cr_assert_eq(es_domain_auth.start(es_config_domain(c, "auth")), 0);
+	cr_assert(es_auth_enabled());
+	cr_assert_eq(es_auth_check_bearer("Bearer k-any", &id, msg, sizeof(msg)), 0, "%s", msg);
+	cr_expect_str_eq(id.sub, "any");
+	cr_expect_null(id.namespaces, "no namespaces configured: unrestricted");
+	es_identity_clear(&id);
+	cr_assert_eq(es_auth_check_bearer("Bearer k-prod", &id, msg, sizeof(msg)), 0, "%s", msg);
+	cr_expect_str_eq(id.namespaces[0], "prod");
+	cr_expect_null(id.namespaces[1]);
+	es_identity_clear(&id);
+	cr_expect_eq(es_auth_check_bearer("Bearer a.b.c", &id, msg, sizeof(msg)), -EACCES);
+	cr_expect_str_eq(msg, "invalid token: invalid API key", "no token provider configured");
+	cr_expect_eq(es_auth_check_bearer("k-any", &id, msg, sizeof(msg)), -EACCES);
+	cr_expect_str_eq(msg, "authentication required: no Bearer token provided");
+	cr_expect_eq(es_auth_check_bearer(NULL, &id, msg, sizeof(msg)), -EACCES);
+	es_domain_auth.stop();
 	es_config_put(c);
 }

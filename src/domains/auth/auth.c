@@ -298,7 +298,9 @@ static struct apikeys *apikeys_from(const struct auth_cfg *a)
 	for (size_t i = 0; i < a->n_keys; i++) {
 		k->keys[i] = a->keys[i];
 		k->keys[i].name = strdup(a->keys[i].name);
-		k->keys[i].namespaces = es_strv_dup(a->keys[i].namespaces);
+		/* NULL (unrestricted) stays NULL: an empty vector would grant none. */
+		k->keys[i].namespaces =
+		    a->keys[i].namespaces ? es_strv_dup(a->keys[i].namespaces) : NULL;
 		k->n++;
 		if (!k->keys[i].name || (a->keys[i].namespaces && !k->keys[i].namespaces)) {
 			apikeys_put(k);
