@@ -20,6 +20,7 @@ extern const struct es_domain es_domain_ids;
 extern const struct es_domain es_domain_nat;
 extern const struct es_domain es_domain_scrub;
 extern const struct es_domain es_domain_routing;
+extern const struct es_domain es_domain_ips;
 
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_zones, "zones");
@@ -27,7 +28,6 @@ ES_DOMAIN_PENDING(es_domain_l7, "l7");
 ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
 ES_DOMAIN_PENDING(es_domain_ddos, "ddos");
 ES_DOMAIN_PENDING(es_domain_loadbalancer, "loadbalancer");
-ES_DOMAIN_PENDING(es_domain_ips, "ips");
 ES_DOMAIN_PENDING(es_domain_threatintel, "threatintel");
 ES_DOMAIN_PENDING(es_domain_dlp, "dlp");
 ES_DOMAIN_PENDING(es_domain_dns, "dns");

@@ -87,7 +87,16 @@ extern const struct es_cli_cmd ct_cli_cmds[];
 extern const struct es_cli_cmd al_cli_cmds[];
 extern const struct es_cli_cmd nat_cli_cmds[];
 extern const struct es_cli_cmd routing_cli_cmds[];
+extern const struct es_cli_cmd ips_cli_cmds[];
 
+/* One table per line keeps parallel additions from colliding. */
 const struct es_cli_cmd *const es_cli_tables[] = {
-    agent_cmds, audit_cli_cmds, ct_cli_cmds, al_cli_cmds, nat_cli_cmds, routing_cli_cmds, NULL,
+    agent_cmds,	      /* agent */
+    audit_cli_cmds,   /* audit */
+    ct_cli_cmds,      /* conntrack */
+    al_cli_cmds,      /* alerting */
+    nat_cli_cmds,     /* nat */
+    routing_cli_cmds, /* routing */
+    ips_cli_cmds,     /* ips */
+    NULL,
 };
