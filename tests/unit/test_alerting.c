@@ -217,6 +217,30 @@ Test(alerting, store_evicts_oldest_and_filters)
 	cr_expect(json_is_true(
 	    json_object_get(json_array_get(json_object_get(out, "alerts"), 0), "false_positive")));
 	json_decref(out);
+	/* Capacity: the oldest timestamps go first. */
+	{
+		static struct es_alert many[1000];
+		const struct es_alert *ptrs[1000];
+
+		for (int b = 0; b < 51; b++) {
+			for (int i = 0; i < 1000; i++) {
+				many[i] = a;
+				many[i].timestamp_ns = 2000 + (uint64_t)(b * 1000 + i);
+				ptrs[i] = &many[i];
+			}
+			cr_assert_eq(al_store_insert(ptrs, 1000), 0);
+		}
+	}
+	q = (struct al_query){
+	    .min_severity = -1, .false_positive = -1, .to = UINT64_MAX, .limit = 1};
+	out = al_store_query(&q, &err);
+	cr_expect_eq(json_integer_value(json_object_get(out, "total")), AL_STORE_MAX);
+	json_decref(out);
+	q.to = 2999;
+	out = al_store_query(&q, &err);
+	cr_expect_eq(json_array_size(json_object_get(out, "alerts")), 0,
+		     "the 1005 oldest alerts (ts 1000-1004, 2000-2999) were evicted");
+	json_decref(out);
 	al_store_close();
 	unlink(path);
 }

@@ -16,13 +16,24 @@
 #include <string.h>
 #include <time.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static sqlite3 *db;
 static sqlite3_stmt *st_insert;
 static uint32_t retention;
+static int64_t rows; /* cached count(*): eviction must not scan the table per batch */
+
+static int64_t count_rows(void)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM alerts", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return n;
+}
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -60,6 +71,7 @@ int al_store_open(const char *path, uint32_t retention_days)
 	if (r != SQLITE_OK)
 		goto fail;
 	retention = retention_days;
+	rows = count_rows();
 	pthread_mutex_unlock(&lock);
 	return 0;
 fail:
@@ -94,10 +106,16 @@ bool al_store_ready(void)
 
 static void evict_locked(void)
 {
-	sqlite3_exec(db,
-		     "DELETE FROM alerts WHERE seq IN (SELECT seq FROM alerts ORDER BY ts, seq "
-		     "LIMIT max(0, (SELECT count(*) FROM alerts) - " STR(AL_STORE_MAX) "))",
-		     NULL, NULL, NULL);
+	char sql[160];
+
+	if (rows <= AL_STORE_MAX)
+		return;
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM alerts WHERE seq IN (SELECT seq FROM alerts ORDER BY ts, seq "
+		 "LIMIT %lld)",
+		 (long long)(rows - AL_STORE_MAX));
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		rows = AL_STORE_MAX;
 }
 
 int al_store_insert(const struct es_alert *const *a, size_t n)
@@ -130,6 +148,8 @@ int al_store_insert(const struct es_alert *const *a, size_t n)
 		sqlite3_bind_text(st_insert, 7, s, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(st_insert) != SQLITE_DONE)
 			r = -EIO;
+		else
+			rows++;
 		sqlite3_reset(st_insert);
 		free(s);
 	}
@@ -157,6 +177,7 @@ void al_store_purge(void)
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)cutoff);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
+		rows = count_rows();
 	}
 	pthread_mutex_unlock(&lock);
 }
