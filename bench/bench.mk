@@ -34,3 +34,10 @@ $(BENCH_BIN)/cfgload: bench/tools/cfgload.c $(LIBES)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(LIBES) $(LDLIBS)
+
+# IDS matching throughput (topic `ids`).
+bench-build: $(BENCH_BIN)/idsmatch
+$(BENCH_BIN)/idsmatch: bench/tools/idsmatch.c $(LIBES)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(LIBES) $(LDLIBS)

@@ -60,6 +60,37 @@ def main():
                 if n >= limit:
                     call.cancel()
                     break
+        elif cmd == "count":
+            # Count alerts until `limit` or `idle` seconds without one (benchmarks).
+            import time
+            limit, idle = int(args[0]), float(args[1])
+            call = alerts_pb2_grpc.AlertStreamServiceStub(ch).StreamAlerts(
+                alerts_pb2.StreamAlertsRequest(), metadata=md)
+            out(subscribed=bool(call.initial_metadata() is not None))
+            n, first, last = 0, None, None
+            it = iter(call)
+            import threading
+            done = threading.Event()
+
+            def watchdog():
+                while not done.wait(0.2):
+                    if last is not None and time.monotonic() - last > idle:
+                        call.cancel()
+                        return
+            threading.Thread(target=watchdog, daemon=True).start()
+            try:
+                for _ in it:
+                    now = time.monotonic()
+                    first = first if first is not None else now
+                    last = now
+                    n += 1
+                    if n >= limit:
+                        break
+            except grpc.RpcError:
+                pass
+            done.set()
+            call.cancel()
+            out(count=n, seconds=(last - first) if n > 1 else 0.0)
         elif cmd == "reflect":
             stub = refl_grpc.ServerReflectionStub(ch)
             reqs = [refl_pb2.ServerReflectionRequest(host="x", list_services=""),

@@ -22,12 +22,15 @@ struct ids_matcher {
 struct ids_scan {
 	const struct ids_matcher *m;
 	hs_scratch_t *scratch;
+	const hs_database_t *scratch_db; /* the database the scratch was sized for */
 	pcre2_match_data *md;
 	pcre2_match_context *mc;
 	const uint8_t *data;
 	size_t len;
 	uint8_t *state; /* per pattern: 0 no, 1 prefilter hit, 2 confirmed, 3 refuted */
 	size_t cap;
+	uint32_t *touched; /* patterns whose state is not 0: reset in O(hits) */
+	size_t n_touched;
 };
 
 static _Atomic uint64_t match_errors;
@@ -166,10 +169,14 @@ void ids_matcher__free(struct ids_matcher *m)
 	free(m);
 }
 
-static unsigned hs_flags(void)
+/*
+ * Exact Vectorscan semantics where it supports the pattern (few false hits to
+ * confirm); PREFILTER (a superset, e.g. for large bounded repeats) otherwise.
+ * Every hit is confirmed by PCRE2 either way, so results equal PCRE2's.
+ */
+static unsigned hs_flags(bool prefilter)
 {
-	/* PREFILTER: a superset of matches, confirmed by PCRE2 afterwards. */
-	return HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+	return HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY | (prefilter ? HS_FLAG_PREFILTER : 0);
 }
 
 struct ids_matcher *ids_matcher__new(const char *const *patterns, size_t n, char *why, size_t len)
@@ -197,17 +204,23 @@ struct ids_matcher *ids_matcher__new(const char *const *patterns, size_t n, char
 		if (!m->re[i])
 			goto fail;
 		pcre2_jit_compile(m->re[i], PCRE2_JIT_COMPLETE); /* interpreter when JIT fails */
-		/* Patterns Vectorscan cannot take go to the PCRE2-only list. */
-		if (hs_compile(patterns[i], hs_flags(), HS_MODE_BLOCK, NULL, &one, &cerr) !=
+		/* Exact if possible, else prefilter, else the PCRE2-only list. */
+		flags[nexpr] = hs_flags(false);
+		if (hs_compile(patterns[i], flags[nexpr], HS_MODE_BLOCK, NULL, &one, &cerr) !=
 		    HS_SUCCESS) {
 			hs_free_compile_error(cerr);
 			cerr = NULL;
-			m->always[m->n_always++] = i;
-			continue;
+			flags[nexpr] = hs_flags(true);
+			if (hs_compile(patterns[i], flags[nexpr], HS_MODE_BLOCK, NULL, &one,
+				       &cerr) != HS_SUCCESS) {
+				hs_free_compile_error(cerr);
+				cerr = NULL;
+				m->always[m->n_always++] = i;
+				continue;
+			}
 		}
 		hs_free_database(one);
 		expr[nexpr] = patterns[i];
-		flags[nexpr] = hs_flags();
 		ids[nexpr] = (unsigned)i;
 		nexpr++;
 	}
@@ -268,6 +281,7 @@ void ids_scan__free(struct ids_scan *s)
 	pcre2_match_data_free(s->md);
 	pcre2_match_context_free(s->mc);
 	free(s->state);
+	free(s->touched);
 	free(s);
 }
 
@@ -292,34 +306,53 @@ static int on_hit(unsigned int id, unsigned long long from, unsigned long long t
 {
 	struct ids_scan *s = ctx;
 
-	if (id < s->m->n && !s->state[id])
+	if (id < s->m->n && !s->state[id]) {
 		s->state[id] = 1;
+		s->touched[s->n_touched++] = id;
+	}
 	return 0;
 }
 
 int ids_scan_run(struct ids_scan *s, const struct ids_matcher *m, const uint8_t *data, size_t len)
 {
-	if (s->cap < m->n) {
-		uint8_t *st = realloc(s->state, m->n);
+	if (s->cap < m->n || s->m != m) {
+		uint8_t *st = s->cap < m->n ? realloc(s->state, m->n) : s->state;
+		uint32_t *t = s->cap < m->n ? realloc(s->touched, m->n * sizeof(*t)) : s->touched;
 
-		if (!st)
+		if (st)
+			s->state = st;
+		if (t)
+			s->touched = t;
+		if (!st || !t)
 			return -ENOMEM;
-		s->state = st;
-		s->cap = m->n;
+		s->cap = m->n > s->cap ? m->n : s->cap;
+		memset(s->state, 0, s->cap);
+		s->n_touched = 0;
 	}
-	memset(s->state, 0, m->n);
+	for (size_t k = 0; k < s->n_touched; k++)
+		s->state[s->touched[k]] = 0;
+	s->n_touched = 0;
 	s->m = m;
 	s->data = data;
 	s->len = len;
-	for (size_t k = 0; k < m->n_always; k++)
+	for (size_t k = 0; k < m->n_always; k++) {
 		s->state[m->always[k]] = 1;
+		s->touched[s->n_touched++] = (uint32_t)m->always[k];
+	}
 	if (!m->db)
 		return 0;
-	if (hs_alloc_scratch(m->db, &s->scratch) != HS_SUCCESS)
-		return -ENOMEM;
+	if (s->scratch_db != m->db) {
+		if (hs_alloc_scratch(m->db, &s->scratch) != HS_SUCCESS)
+			return -ENOMEM;
+		s->scratch_db = m->db;
+	}
 	if (hs_scan(m->db, (const char *)data, (unsigned)len, 0, s->scratch, on_hit, s) !=
 	    HS_SUCCESS)
-		memset(s->state, 1, m->n); /* prefilter failed: let PCRE2 decide alone */
+		for (size_t i = 0; i < m->n; i++) /* prefilter failed: PCRE2 decides alone */
+			if (!s->state[i]) {
+				s->state[i] = 1;
+				s->touched[s->n_touched++] = (uint32_t)i;
+			}
 	return 0;
 }
 
@@ -330,6 +363,16 @@ bool ids_scan_hit(struct ids_scan *s, size_t i)
 	if (s->state[i] == 1)
 		s->state[i] = ids_pcre2_match(s->m, i, s->data, s->len, s) == 1 ? 2 : 3;
 	return s->state[i] == 2;
+}
+
+size_t ids_scan_matches(struct ids_scan *s, uint32_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < s->n_touched && n < max; k++)
+		if (ids_scan_hit(s, s->touched[k]))
+			out[n++] = s->touched[k];
+	return n;
 }
 
 uint64_t ids_match_errors(void)

@@ -41,6 +41,8 @@ void ids_scan__free(struct ids_scan *s);
  */
 int ids_scan_run(struct ids_scan *s, const struct ids_matcher *m, const uint8_t *data, size_t len);
 bool ids_scan_hit(struct ids_scan *s, size_t i);
+/* The patterns matching the scanned data (confirmed), at most max; O(hits). */
+size_t ids_scan_matches(struct ids_scan *s, uint32_t *out, size_t max);
 /* Reference: PCRE2 alone on one pattern (tests, benchmarks). 1 match, 0 no, -errno. */
 int ids_pcre2_match(const struct ids_matcher *m, size_t i, const uint8_t *data, size_t len,
 		    struct ids_scan *s);
