@@ -335,6 +335,22 @@ int ids_scan_run(struct ids_scan *s, const struct ids_matcher *m, const uint8_t 
 	}
 	if (!m->db)
 		return 0;
+	/*
+	 * Vectorscan 5.4.9 misses literal matches next to runs of high bytes (the
+	 * fuzzer found "(?i)n\s*" and plain "N" missed after 0x8e... bytes, with
+	 * or without SINGLEMATCH). Results must equal PCRE2's, so payloads with
+	 * any byte >= 0x80 go to PCRE2 alone; ASCII payloads take the prefilter.
+	 */
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] < 0x80)
+			continue;
+		for (size_t k = 0; k < m->n; k++)
+			if (!s->state[k]) {
+				s->state[k] = 1;
+				s->touched[s->n_touched++] = (uint32_t)k;
+			}
+		return 0;
+	}
 	if (s->scratch_db != m->db) {
 		if (hs_alloc_scratch(m->db, &s->scratch) != HS_SUCCESS)
 			return -ENOMEM;

@@ -4,7 +4,8 @@
  * (backreferences and look-around rejected, nesting <= 200, compiled size
  * <= 10 MiB), compiled with PCRE2 (JIT) as the reference engine and with
  * Vectorscan as a multi-pattern prefilter, so a payload is scanned once for
- * all patterns and only prefilter hits are confirmed by PCRE2.
+ * all patterns and only prefilter hits are confirmed by PCRE2. Payloads with
+ * bytes >= 0x80 skip the prefilter (a Vectorscan 5.4.9 defect, see match.c).
  */
 #ifndef ES_IDS_MATCH_H
 #define ES_IDS_MATCH_H
