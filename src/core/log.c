@@ -126,6 +126,14 @@ static void vlog_fields(enum es_log_level level, const char *target, const char 
 		const char *key = va_arg(ap, const char *);
 
 		if (json) {
+			/* A field never shadows the line's own keys: one JSON key each. */
+			char renamed[96];
+
+			if (!strcmp(key, "timestamp") || !strcmp(key, "level") ||
+			    !strcmp(key, "target") || !strcmp(key, "message")) {
+				snprintf(renamed, sizeof(renamed), "field_%s", key);
+				key = renamed;
+			}
 			es_sb_putc(&sb, ',');
 			es_sb_json_str(&sb, key);
 			es_sb_putc(&sb, ':');

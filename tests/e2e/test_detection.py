@@ -84,6 +84,8 @@ def test_tcp_connection_alerts_in_store_log_and_webhook(lab, make_agent, tmp_pat
         assert line["alert_id"] == a["id"] and line["route"] == "logs"
         assert line["src_ip"] == "198.51.100.2" and line["dst_ip"] == AGENT_IP
         assert line["level"] == "INFO" and line["action"] == "alert"
+        assert line["message"] == "alert sent to log"
+        assert line["alert_message"] == a["message"]
         # Webhook: capitalised severity/action, headers sent
         reqs = hook.wait(1)
         assert len(reqs) == 1

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,11 +21,34 @@
 
 static char kt_pin[128];
 
+/* Pin directories of test processes that died before their teardown. */
+static inline void kt_remove_stale(void)
+{
+	DIR *d = opendir("/sys/fs/bpf");
+	struct dirent *de;
+	char path[300];
+
+	while (d && (de = readdir(d))) {
+		int pid;
+
+		if (sscanf(de->d_name, "es-ktest-%d", &pid) != 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (access(path, F_OK) == 0)
+			continue;
+		snprintf(path, sizeof(path), "/sys/fs/bpf/%s", de->d_name);
+		rmdir(path); /* empty ones only: a live test's pins are never touched */
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Prepare a private pin directory (mounting bpffs if the host has none). */
 static inline void kt_setup(void)
 {
 	char *none[] = {NULL};
 
+	kt_remove_stale();
 	snprintf(kt_pin, sizeof(kt_pin), "/sys/fs/bpf/es-ktest-%d", getpid());
 	cr_assert_eq(es_kernel_init(&(struct es_kernel_opts){.pin_dir = kt_pin, .ifnames = none}),
 		     0, "cannot prepare %s", kt_pin);

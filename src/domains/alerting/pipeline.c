@@ -450,7 +450,7 @@ static void deliver_log(const struct al_route *r, const struct es_alert *a)
 		LF_STR("dst_ip", dst), LF_UINT("src_port", a->src_port),
 		LF_UINT("dst_port", a->dst_port), LF_UINT("protocol", a->protocol),
 		LF_STR("action", a->action == ES_ALERT_ACT_BLOCK ? "block" : "alert"),
-		LF_STR("message", a->message));
+		LF_STR("alert_message", a->message));
 	es_metric_add(m_deliveries, 1, "log", "success");
 }
 
