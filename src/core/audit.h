@@ -26,8 +26,9 @@ struct es_audit_entry {
 
 /*
  * A rule change made through the API (actor "api") also produces its audit
- * entry (config / rule_added|rule_removed|rule_updated / "added rule <id> by
- * api"): callers record only the change.
+ * entry (config / rule_added|rule_removed|rule_updated / "add|delete|update
+ * rule <id> by api", with the caller's sub): callers record only the change,
+ * never that entry themselves.
  */
 struct es_rule_change {
 	const char *component; /* firewall, l7, ratelimit, ddos, loadbalancer, ips, ... */

@@ -277,7 +277,7 @@ Test(audit, an_api_rule_change_is_also_an_audit_entry_with_the_acting_identity)
 	cr_expect_str_eq(json_string_value(json_object_get(h, "component")), "config");
 	cr_expect_str_eq(json_string_value(json_object_get(h, "action")), "rule_added");
 	cr_expect_str_eq(json_string_value(json_object_get(h, "rule_id")), "fw-7");
-	cr_expect_str_eq(json_string_value(json_object_get(h, "detail")), "added rule fw-7 by api");
+	cr_expect_str_eq(json_string_value(json_object_get(h, "detail")), "add rule fw-7 by api");
 	cr_expect_str_eq(json_string_value(json_object_get(h, "sub")), "alice");
 	json_decref(e);
 	cr_assert_eq(rule_history_query(audit_running_history(), "fw-7", 5, &e), 0);

@@ -254,10 +254,13 @@ static void sink_rule_change(const struct es_rule_change *c)
 	pthread_mutex_unlock(&st.store_lock);
 	/*
 	 * A change through the API is also an audit entry (§8.2), made here once
-	 * for every domain: config / rule_added|… / "added rule <id> by api".
+	 * for every domain: config / rule_added|… / "add rule <id> by api".
 	 */
 	if (c->actor && (!strcmp(c->actor, "api") || !strcmp(c->actor, "cli")) && c->action) {
-		const char *verb = strncmp(c->action, "rule_", 5) ? c->action : c->action + 5;
+		const char *verb = !strcmp(c->action, "rule_added")	? "add"
+				   : !strcmp(c->action, "rule_removed") ? "delete"
+				   : !strcmp(c->action, "rule_updated") ? "update"
+									: c->action;
 		char detail[AUDIT_DETAIL_MAX];
 
 		snprintf(detail, sizeof(detail), "%s rule %s by api", verb,
