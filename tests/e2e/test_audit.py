@@ -144,3 +144,23 @@ def test_cli_audit_commands(make_agent, tmp_path):
     assert "(INVALID_QUERY): 400 Bad Request" in r.stderr
     r = a.cli("audit", "--port", port, "history")
     assert r.returncode == 2
+
+
+def test_an_api_rule_change_is_one_audit_entry_and_one_version(make_agent, tmp_path):
+    """IPS mode changes (§3.4): audited once as config/rule_updated, versioned with
+    before/after; a PATCH that changes nothing records nothing."""
+    a = make_agent(extra_yaml=audit_yaml(tmp_path / "audit.redb") +
+                   "ips:\n  rules:\n    - {id: vnc, severity: medium, protocol: tcp, "
+                   "dst_port: 5900}\n").start()
+    assert a.request("PATCH", "/api/v1/ips/rules/vnc", json={"mode": "block"}).ok
+    assert a.request("PATCH", "/api/v1/ips/rules/vnc", json={"mode": "enforce"}).ok
+    got = wait_for(lambda: a.get("/api/v1/audit/logs", params={"rule_id": "vnc"})
+                   .json()["entries"])
+    time.sleep(0.3)
+    got = a.get("/api/v1/audit/logs", params={"rule_id": "vnc"}).json()["entries"]
+    assert [(e["component"], e["action"], e["detail"]) for e in got] == \
+        [("config", "rule_updated", "update rule vnc by api")], got
+    h = a.get("/api/v1/audit/rules/vnc/history").json()["entries"]
+    assert len(h) == 1 and h[0]["component"] == "ips" and h[0]["actor"] == "api"
+    assert json.loads(h[0]["before"])["mode"] == "alert"
+    assert json.loads(h[0]["after"])["mode"] == "block"

@@ -199,17 +199,9 @@ static void h_set_mode(const struct es_req *req, struct es_resp *resp)
 		return;
 	}
 	if (!json_equal(before, after)) {
-		char detail[512];
-
+		/* The audit sink also makes the config/rule_updated entry (core/audit.h). */
 		b = json_dumps(before, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		a = json_dumps(after, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		snprintf(detail, sizeof(detail), "update rule %s by api", id);
-		es_audit(&(struct es_audit_entry){.component = "config",
-						  .action = "rule_updated",
-						  .rule_id = id,
-						  .detail = detail,
-						  .actor_sub =
-						      req->identity ? req->identity->sub : NULL});
 		es_audit_rule_change(&(struct es_rule_change){
 		    .component = "ips",
 		    .rule_id = id,
