@@ -63,6 +63,10 @@ static __always_inline __u64 next_seq(void)
 	return (*s)++;
 }
 
+/* The frame's MACs (tests/kernel/pkt.h: pb_eth). */
+static const __u8 gen_dst_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
+static const __u8 gen_src_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
+
 /* Offsets (untagged Ethernet): IPv4 saddr 26, L4 34; IPv6 saddr 22, L4 54. */
 SEC("xdp")
 int xdp_gen(struct xdp_md *ctx)
@@ -94,6 +98,21 @@ int xdp_gen(struct xdp_md *ctx)
 	l4c = udp ? (void *)p + 6 : (void *)p + 16;
 	if ((void *)(l4c + 1) > data_end) /* TCP's checksum is at 16 */
 		return XDP_ABORTED;
+	/* Pages come back from the live-frames pool as the receiver left them: a
+	 * system under test that forwards rewrote the MACs and the TTL in place
+	 * (NAT the addresses too: those are covered by the incremental updates
+	 * below). Re-stamp MACs and TTL / hop limit, or recycled frames arrive as
+	 * PACKET_OTHERHOST with a dwindling TTL. */
+	__builtin_memcpy(data, gen_dst_mac, 6);
+	__builtin_memcpy(data + 6, gen_src_mac, 6);
+	if (frame_v6) {
+		*((__u8 *)data + 21) = 64;
+	} else if (*((__u8 *)data + 22) != 64) {
+		__u16 *tw = data + 22, ow = *tw;
+
+		*((__u8 *)data + 22) = 64;
+		*ipc = csum_replace16(*ipc, ow, *tw);
+	}
 	/* Checksums are updated, not recomputed: the frames reach real sockets. */
 	old = *a;
 	*a = addr;
