@@ -14,8 +14,9 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECS  ?= 20
 PYTEST     := $(PY) -m pytest
 
-# Library objects rebuilt with sanitizers for the unit tests.
+# Library objects rebuilt with sanitizers for the unit tests (with their header dependencies).
 ASAN_LIB_OBJS := $(patsubst %.c,$(ASAN_OBJ)/%.o,$(LIB_SRCS)) $(OBJ)/embed.o
+-include $(shell find $(ASAN_OBJ) -name '*.d' 2>/dev/null)
 $(ASAN_OBJ)/%.o: %.c | $(GEN)/skels.h
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(@D)

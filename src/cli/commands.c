@@ -88,6 +88,7 @@ extern const struct es_cli_cmd al_cli_cmds[];
 extern const struct es_cli_cmd nat_cli_cmds[];
 extern const struct es_cli_cmd routing_cli_cmds[];
 extern const struct es_cli_cmd ips_cli_cmds[];
+extern const struct es_cli_cmd fw_cli_cmds[];
 
 /* One table per line keeps parallel additions from colliding. */
 const struct es_cli_cmd *const es_cli_tables[] = {
@@ -98,5 +99,6 @@ const struct es_cli_cmd *const es_cli_tables[] = {
     nat_cli_cmds,     /* nat */
     routing_cli_cmds, /* routing */
     ips_cli_cmds,     /* ips */
+    fw_cli_cmds,      /* firewall */
     NULL,
 };

@@ -45,7 +45,7 @@ def test_ping_raises_kernel_counters(lab, agent):
     assert passed == seen
     assert metric(after, "ebpfsentinel_packets_total", action="errors", **fw) == 0
     reasons_pass = metric(after, "ebpfsentinel_kernel_reasons_total", program="xdp_firewall",
-                          reason="pass")
+                          reason="firewall_default_pass")
     assert reasons_pass >= 8
     assert metric(after, "ebpfsentinel_ebpf_program_status", program="xdp_firewall") == 1
 

@@ -1,26 +1,65 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /*
- * xdp_firewall: the XDP entry program on every agent interface. Parses the
- * frame with the shared parser, counts every outcome, and hands the packet on
- * through the tail-call chain.
+ * xdp_firewall: the XDP entry program on every agent interface (network.md
+ * §2.2). Per packet: parse, conntrack view (hook, see fw_ct_stage), zone gate,
+ * LPM block lists, system (anti-lockout) rules, then first match by priority
+ * through the classifier of abi/firewall.h, whose cost does not grow with the
+ * number of rules; verdict, counters, events, DSCP mark, metadata, and the
+ * tail-call chain.
  */
 #include "kernel/bpf/es_bpf.h"
 #include "kernel/bpf/parse.h"
 #include "kernel/bpf/xdp_chain.h"
+#include "kernel/bpf/fw_shared.h"
 #include "abi/firewall.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* FIREWALL_METRICS (network.md §2.2): passed, dropped, errors, events_dropped, total_seen. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ES_FW_M__COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} fw_metrics SEC(".maps");
+#define FW_PINNED(name, maptype, ktype, vtype, n, fl)                                              \
+	struct {                                                                                   \
+		__uint(type, maptype);                                                             \
+		__uint(max_entries, n);                                                            \
+		__type(key, ktype);                                                                \
+		__type(value, vtype);                                                              \
+		__uint(map_flags, fl);                                                             \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                                               \
+	} name SEC(".maps")
 
-/* Per-packet scratch (kept off the 512-byte stack for later stages). */
+/* FIREWALL_METRICS (network.md §2.2): passed, dropped, errors, events_dropped, total_seen. */
+FW_PINNED(fw_metrics, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_M__COUNT, 0);
+
+/* The control word and the bank headers. */
+FW_PINNED(fw_ctl, BPF_MAP_TYPE_ARRAY, __u32, __u32, 1, BPF_F_MMAPABLE);
+FW_PINNED(fw_bank, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_bank, ES_FW_BANKS, 0);
+
+/* The classifier: written by the agent through mmap into the inactive bank. */
+FW_PINNED(fw_cls, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_cls, ES_FW_BANKS *ES_FW_CLS_PER_BANK,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_trie, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_row16, ES_FW_BANKS *ES_FW_TRIE_ROWS,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_skip, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_skip, ES_FW_BANKS *ES_FW_SKIPS_PER_BANK,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_vtab, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_row16, ES_FW_BANKS *ES_FW_VT_ROWS,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_mac, BPF_MAP_TYPE_HASH, struct es_fw_mac_key, __u16, ES_FW_MACS_MAX, 0);
+
+/* FIREWALL_RULES / _V6: what to do for the matched position. */
+FW_PINNED(fw_rules, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_rule_v4, ES_FW_SLOTS, BPF_F_MMAPABLE);
+FW_PINNED(fw_rules_v6, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_rule_v6, ES_FW_SLOTS,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_sys, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_sys_rule, ES_FW_BANKS *ES_FW_SYS_MAX,
+	  BPF_F_MMAPABLE);
+FW_PINNED(fw_sys_port, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_row16, ES_FW_BANKS * 256,
+	  BPF_F_MMAPABLE);
+
+/* Agent interface positions (iface_mask bits, scope dimension). */
+FW_PINNED(fw_ifpos, BPF_MAP_TYPE_HASH, __u32, __u32, 256, 0);
+
+/* Per-rule hit counters, by slot (bank * ES_FW_MAX_RULES + position). */
+FW_PINNED(fw_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_SLOTS, 0);
+FW_PINNED(fw_sys_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_BANKS *ES_FW_SYS_MAX, 0);
+
+/* Per-packet scratch (kept off the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -36,11 +75,603 @@ static __always_inline void fw_metric(__u32 idx)
 		*v += 1;
 }
 
+static __always_inline void fw_bump(void *map, __u32 key)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &key);
+
+	if (v)
+		*v += 1;
+}
+
+/* The verdict of fw_decide(). */
+struct fw_verdict {
+	__u32 rule_id;
+	__u8 action; /* ES_FW_ACT_* */
+	__u8 reason; /* es_reason */
+	__u8 dscp_mark;
+	__u8 meta;
+};
+
+static __always_inline void fw_event(const struct es_pkt *pkt, __u32 ifindex, __u8 action,
+				     __u32 rule_id)
+{
+	struct es_pkt_event *e = es_event_reserve(sizeof(*e), ES_EV_FIREWALL, ES_PKT_EVENT_VERSION);
+	int v6 = pkt->flags & ES_PKT_F_IPV6;
+
+	if (!e) {
+		fw_metric(ES_FW_M_EVENTS_DROPPED);
+		es_count(ES_PROG_XDP_FIREWALL, ES_R_EVENT_DROPPED);
+		return;
+	}
+	e->hdr.flags = (v6 ? ES_EVF_IPV6 : 0) | (pkt->flags & ES_PKT_F_VLAN ? ES_EVF_VLAN : 0);
+	e->timestamp_ns = bpf_ktime_get_boot_ns();
+	es_addr_words(e->src_addr, pkt->src, v6);
+	es_addr_words(e->dst_addr, pkt->dst, v6);
+	e->src_port = pkt->sport;
+	e->dst_port = pkt->dport;
+	e->protocol = pkt->proto;
+	e->action = action;
+	e->vlan_id = pkt->vlan_id;
+	e->rule_id = rule_id;
+	e->ifindex = ifindex;
+	e->socket_cookie = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---- classifier ------------------------------------------------------------------ */
+
+static __always_inline __u32 fw_vt(__u32 bank, __u32 idx)
+{
+	__u32 row = bank * ES_FW_VT_ROWS + (idx >> 8);
+	struct es_fw_row16 *r = bpf_map_lookup_elem(&fw_vtab, &row);
+
+	return r ? r->e[idx & 0xff] : ES_FW_CLS_NONE;
+}
+
+/* Class of a 16-byte mapped address in trie t. */
+static __always_inline __u32 fw_trie_class(__u32 bank, __u32 t, const __u8 *a, int v6)
+{
+	__u32 base = bank * ES_FW_TRIE_ROWS, d = v6 ? 0 : 12, row;
+	struct es_fw_row16 *r;
+	__u16 e;
+
+	row = base + t * 256 + a[d];
+	r = bpf_map_lookup_elem(&fw_trie, &row);
+	if (!r)
+		return ES_FW_CLS_NONE;
+	e = r->e[a[d + 1]];
+	d += 2;
+	for (int i = 0; i < ES_FW_TRIE_MAX_STEPS; i++) {
+		if (!(e & ES_FW_TE_PTR))
+			return e;
+		if (e & ES_FW_TE_SKIP) {
+			__u32 k = bank * ES_FW_SKIPS_PER_BANK + (e & (ES_FW_SKIPS_PER_BANK - 1));
+			struct es_fw_skip *s = bpf_map_lookup_elem(&fw_skip, &k);
+			const __u64 *w = (const __u64 *)a;
+
+			if (!s)
+				return ES_FW_CLS_NONE;
+			if (((w[0] ^ s->val[0]) & s->mask[0]) | ((w[1] ^ s->val[1]) & s->mask[1]))
+				return s->miss;
+			e = s->next;
+			d = s->depth;
+		} else {
+			row =
+			    base + ES_FW_TRIE_CHUNKS_OFF / 256 + (e & (ES_FW_CHUNKS_PER_BANK - 1));
+			r = bpf_map_lookup_elem(&fw_trie, &row);
+			if (!r)
+				return ES_FW_CLS_NONE;
+			e = r->e[a[d & 15]];
+			d++;
+		}
+	}
+	return ES_FW_CLS_NONE; /* deeper than any valid trie: malformed, match nothing */
+}
+
+static __always_inline __u32 fw_mac_class(__u32 bank, const __u8 *mac, __u8 dir)
+{
+	struct es_fw_mac_key k = {.bank = (__u8)bank, .dir = dir};
+	__u16 *c;
+
+	__builtin_memcpy(k.mac, mac, 6);
+	c = bpf_map_lookup_elem(&fw_mac, &k);
+	if (c)
+		return *c;
+	return fw_vt(bank, dir ? ES_FW_VT_DMAC_MISS : ES_FW_VT_SMAC_MISS);
+}
+
+/*
+ * Index of the lowest set bit of a non-zero word, without branches: a
+ * branchy version gives the verifier 64 exact values to follow per loop turn.
+ */
+static __always_inline __u32 fw_ctz(__u64 x)
+{
+	__u64 v = (x & -x) - 1;
+
+	v = v - ((v >> 1) & 0x5555555555555555ull);
+	v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (__u32)((v * 0x0101010101010101ull) >> 56);
+}
+
+/* The class records of a packet and the state of the scan (on the stack). */
+struct fw_recs {
+	struct es_fw_cls *r[ES_FW_D__COUNT];
+	__u64 s;       /* candidate words left in the current group */
+	__u64 visited; /* words already evaluated */
+	__u64 limit;   /* words before the best match so far */
+	__u32 nd;      /* dimensions [0, nd) are ANDed */
+	int best;
+};
+
+/* AND of field over the records of dimensions [0, nd), dimension skip excepted. */
+#define FW_ANDN(rs, skip, field)                                                                   \
+	({                                                                                         \
+		__u64 x_ = ~0ull;                                                                  \
+		_Pragma("unroll") for (int d_ = 0; d_ < ES_FW_D__COUNT; d_++)                      \
+		{                                                                                  \
+			if (d_ != (skip) && (rs)->nd > d_)                                         \
+				x_ &= (rs)->r[d_]->field;                                          \
+		}                                                                                  \
+		x_;                                                                                \
+	})
+
+/* The dimension whose summary prunes group g best: the field its rules all constrain. */
+static __always_inline int fw_group_key(int g)
+{
+	return g == ES_FW_G_DST	    ? ES_FW_D_DST
+	       : g == ES_FW_G_DPORT ? ES_FW_D_DPORT
+	       : g == ES_FW_G_SPORT ? ES_FW_D_SPORT
+	       : g == ES_FW_G_PROTO ? ES_FW_D_PROTO
+				    : ES_FW_D_SRC;
+}
+
+/*
+ * One candidate word (bpf_loop callback: verified once, however many words a
+ * packet visits). Stops at the first word holding a match: words ascend with
+ * priority, so its lowest bit is the best position in every word after it.
+ */
+static long fw_scan_word(__u32 i, void *arg)
+{
+	struct fw_recs *rs = arg;
+	__u64 low, bits;
+	__u32 w;
+
+	if (!rs->s)
+		return 1;
+	low = rs->s & -rs->s;
+	w = fw_ctz(low) & (ES_FW_WORDS - 1);
+	rs->visited |= low;
+	bits = FW_ANDN(rs, -1, w[w]);
+	if (bits) {
+		rs->best = (int)(w * 64 + fw_ctz(bits));
+		rs->limit = low - 1;
+		return 1;
+	}
+	rs->s &= rs->s - 1;
+	return 0;
+}
+
+/*
+ * First matching position, or -1. Per non-empty group: the key dimension's
+ * summary first (most groups stop there), then the others; only words every
+ * dimension marks are visited, never a word twice, and none after a word that
+ * already holds a match.
+ */
+static __always_inline int fw_first_match(struct fw_recs *rs, __u32 groups)
+{
+	rs->visited = 0;
+	rs->limit = ~0ull;
+	rs->best = -1;
+#pragma unroll
+	for (int g = 0; g < ES_FW_G__COUNT; g++) {
+		int key = fw_group_key(g);
+		__u64 s;
+
+		if (!(groups & (1u << g)))
+			continue;
+		s = rs->r[key]->summ[g] & rs->limit & ~rs->visited;
+		if (!s)
+			continue;
+		s &= FW_ANDN(rs, key, summ[g]);
+		if (!s)
+			continue;
+		rs->s = s;
+		bpf_loop(ES_FW_WORDS, fw_scan_word, rs, 0);
+	}
+	return rs->best;
+}
+
+static __always_inline __u32 fw_ifpos_of(__u32 ifindex)
+{
+	__u32 *p = bpf_map_lookup_elem(&fw_ifpos, &ifindex);
+
+	return p && *p < ES_FW_MAX_IFACES ? *p : ES_FW_VT_NONE_IFACE;
+}
+
+/*
+ * Class records of dimensions [0, nd) by lookup (inactive ones among them
+ * are the all-positions class); the rest point at that class too. 0, or -1
+ * on a map failure.
+ */
+static __always_inline int fw_classify(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 bank,
+				       __u32 dims, __u32 ct_state, struct fw_recs *rs)
+{
+	__u32 cls[ES_FW_D__COUNT], k;
+	int v6 = pkt->flags & ES_PKT_F_IPV6, l4 = pkt->flags & ES_PKT_F_L4;
+	int ports = l4 && (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP);
+	__u8 icmp = v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP;
+	struct es_fw_cls *all;
+
+	k = bank * ES_FW_CLS_PER_BANK + ES_FW_CLS_ALL;
+	all = bpf_map_lookup_elem(&fw_cls, &k);
+	if (!all)
+		return -1;
+#pragma unroll
+	for (int d = 0; d < ES_FW_D__COUNT; d++) {
+		cls[d] = ES_FW_CLS_ALL;
+		rs->r[d] = all;
+	}
+	if (dims & (1u << ES_FW_D_SRC))
+		cls[ES_FW_D_SRC] =
+		    fw_trie_class(bank, v6 ? ES_FW_T_SRC6 : ES_FW_T_SRC4, pkt->src, v6);
+	if (dims & (1u << ES_FW_D_DST))
+		cls[ES_FW_D_DST] =
+		    fw_trie_class(bank, v6 ? ES_FW_T_DST6 : ES_FW_T_DST4, pkt->dst, v6);
+	if (dims & (1u << ES_FW_D_PROTO))
+		cls[ES_FW_D_PROTO] =
+		    fw_vt(bank, (v6 ? ES_FW_VT_PROTO6 : ES_FW_VT_PROTO) + pkt->proto);
+	if (dims & (1u << ES_FW_D_DPORT))
+		cls[ES_FW_D_DPORT] =
+		    fw_vt(bank, ES_FW_VT_DPORT + (ports ? pkt->dport : ES_FW_VT_NONE_PORT));
+	if (dims & (1u << ES_FW_D_SPORT))
+		cls[ES_FW_D_SPORT] =
+		    fw_vt(bank, ES_FW_VT_SPORT + (ports ? pkt->sport : ES_FW_VT_NONE_PORT));
+	if (dims & (1u << ES_FW_D_ICMP))
+		cls[ES_FW_D_ICMP] =
+		    fw_vt(bank, ES_FW_VT_ICMP + (l4 && pkt->proto == icmp
+						     ? ((__u32)pkt->icmp_type << 8 | pkt->icmp_code)
+						     : ES_FW_VT_NONE_ICMP));
+	if (dims & (1u << ES_FW_D_TCPF))
+		cls[ES_FW_D_TCPF] = fw_vt(bank, ES_FW_VT_TCPF + (l4 && pkt->proto == IPPROTO_TCP
+								     ? (pkt->tcp_flags & 0x3f)
+								     : ES_FW_VT_NONE_TCPF));
+	if (dims & (1u << ES_FW_D_DSCP))
+		cls[ES_FW_D_DSCP] = fw_vt(bank, ES_FW_VT_DSCP + (pkt->dscp & 0x3f));
+	if (dims & (1u << ES_FW_D_VLAN))
+		cls[ES_FW_D_VLAN] = fw_vt(bank, ES_FW_VT_VLAN + (pkt->vlan_id & 0xfff));
+	if (dims & (1u << ES_FW_D_CT))
+		cls[ES_FW_D_CT] = fw_vt(bank, ES_FW_VT_CT + ct_state);
+	if (dims & (1u << ES_FW_D_IFACE))
+		cls[ES_FW_D_IFACE] =
+		    fw_vt(bank, ES_FW_VT_IFACE + fw_ifpos_of(ctx->ingress_ifindex));
+	if (dims & (1u << ES_FW_D_SMAC))
+		cls[ES_FW_D_SMAC] = fw_mac_class(bank, pkt->src_mac, 0);
+	if (dims & (1u << ES_FW_D_DMAC))
+		cls[ES_FW_D_DMAC] = fw_mac_class(bank, pkt->dst_mac, 1);
+
+#pragma unroll
+	for (int d = 0; d < ES_FW_D__COUNT; d++) {
+		if (cls[d] == ES_FW_CLS_ALL || d >= rs->nd)
+			continue;
+		k = bank * ES_FW_CLS_PER_BANK + (cls[d] & (ES_FW_CLS_PER_BANK - 1));
+		rs->r[d] = bpf_map_lookup_elem(&fw_cls, &k);
+		if (!rs->r[d])
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- stages ------------------------------------------------------------------ */
+
+/*
+ * Conntrack view (network.md §2.2 steps 3-4): the connection tracking work
+ * plugs in here. It returns 1 for the fast path (established/related or
+ * reply traffic: pass without the rule scan) and sets *state to one of
+ * ES_FW_CT_*; the state classifies the `state:` dimension. Until conntrack
+ * is integrated every packet is ES_FW_CT_UNKNOWN, so state rules never match
+ * (the specified behaviour with conntrack disabled).
+ */
+static __always_inline int fw_ct_stage(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 *state)
+{
+	*state = ES_FW_CT_UNKNOWN;
+	return 0;
+}
+
+/* Zone gate for forwarded packets (network.md §2.6). 1 = deny. */
+static __always_inline int fw_zone_denies(struct xdp_md *ctx, const struct es_pkt *pkt)
+{
+	__u32 in = ctx->ingress_ifindex, key;
+	struct bpf_fib_lookup fib = {};
+	struct es_zone_policy *pol;
+	__u8 *zin, *zout;
+	int rc;
+
+	zin = bpf_map_lookup_elem(&zone_map, &in);
+	if (!zin || !*zin)
+		return 0;
+	fib.ifindex = in;
+	fib.l4_protocol = pkt->proto;
+	fib.sport = bpf_htons(pkt->sport);
+	fib.dport = bpf_htons(pkt->dport);
+	fib.tot_len = pkt->l3_len;
+	if (pkt->flags & ES_PKT_F_IPV6) {
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, pkt->src, 16);
+		__builtin_memcpy(fib.ipv6_dst, pkt->dst, 16);
+	} else {
+		fib.family = 2; /* AF_INET */
+		fib.tos = pkt->dscp << 2;
+		__builtin_memcpy(&fib.ipv4_src, pkt->src + 12, 4);
+		__builtin_memcpy(&fib.ipv4_dst, pkt->dst + 12, 4);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	/* Only forwarded traffic is gated; local delivery is NOT_FWDED. */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	key = fib.ifindex;
+	zout = bpf_map_lookup_elem(&zone_map, &key);
+	if (!zout || !*zout)
+		return 0;
+	key = (__u32)*zin << 8 | *zout;
+	pol = bpf_map_lookup_elem(&zone_policy, &key);
+	return !pol || pol->policy != ES_ZONE_ALLOW;
+}
+
+/* LPM block lists (network.md §2.2 step 6). 1 with *action set on a hit. */
+static __always_inline int fw_lpm_hit(const struct es_pkt *pkt, const struct es_fw_globals *n,
+				      __u8 *action)
+{
+	struct es_fw_lpm_val *v = NULL;
+
+	if (pkt->flags & ES_PKT_F_IPV6) {
+		struct es_fw_lpm_v6 k = {.prefixlen = 128};
+
+		if (n->lpm[ES_FW_LPM_SRC6]) {
+			__builtin_memcpy(k.addr, pkt->src, 16);
+			v = bpf_map_lookup_elem(&fw_lpm_src_v6, &k);
+		}
+		if (!v && n->lpm[ES_FW_LPM_DST6]) {
+			__builtin_memcpy(k.addr, pkt->dst, 16);
+			v = bpf_map_lookup_elem(&fw_lpm_dst_v6, &k);
+		}
+	} else {
+		struct es_fw_lpm_v4 k = {.prefixlen = 32};
+
+		if (n->lpm[ES_FW_LPM_SRC4]) {
+			__builtin_memcpy(k.addr, pkt->src + 12, 4);
+			v = bpf_map_lookup_elem(&fw_lpm_src_v4, &k);
+		}
+		if (!v && n->lpm[ES_FW_LPM_DST4]) {
+			__builtin_memcpy(k.addr, pkt->dst + 12, 4);
+			v = bpf_map_lookup_elem(&fw_lpm_dst_v4, &k);
+		}
+	}
+	if (!v)
+		return 0;
+	*action = v->action;
+	return 1;
+}
+
+/* System (anti-lockout) rules: TCP to a protected port on a protected interface. */
+static __always_inline int fw_sys_match(const struct es_pkt *pkt, __u32 bank, __u32 ifindex,
+					__u32 *rule_id)
+{
+	__u32 row = bank * 256 + (pkt->dport >> 8);
+	struct es_fw_row16 *r;
+	__u32 v, first, n;
+
+	if (pkt->proto != IPPROTO_TCP || !(pkt->flags & ES_PKT_F_L4))
+		return 0;
+	r = bpf_map_lookup_elem(&fw_sys_port, &row);
+	if (!r)
+		return 0;
+	v = r->e[pkt->dport & 0xff];
+	if (!v)
+		return 0;
+	first = (v & 0xff) - 1;
+	n = v >> 8;
+	for (__u32 i = 0; i < ES_FW_MAX_IFACES + 1; i++) {
+		__u32 k = bank * ES_FW_SYS_MAX + ((first + i) & (ES_FW_SYS_MAX - 1));
+		struct es_fw_sys_rule *s;
+
+		if (i >= n)
+			break;
+		s = bpf_map_lookup_elem(&fw_sys, &k);
+		if (!s)
+			return 0;
+		if (s->port != pkt->dport)
+			continue;
+		if (s->iface_mask) {
+			__u32 pos = fw_ifpos_of(ifindex);
+
+			if (pos >= 32 || !(s->iface_mask & (1u << pos)))
+				continue;
+		}
+		{
+			*rule_id = s->rule_id;
+			fw_bump(&fw_sys_hits, k);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Decide for an IP packet. Fills v; returns 0, or -1 on an internal error
+ * (counted as an error and passed).
+ */
+static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pkt,
+				     struct fw_verdict *v)
+{
+	__u32 zero = 0, *ctl, bank, ct_state;
+	int v6 = pkt->flags & ES_PKT_F_IPV6, pos;
+	struct es_fw_globals *gl;
+	struct es_fw_bank *bk;
+	struct fw_recs rs;
+	__u8 lpm_action;
+
+	v->dscp_mark = ES_FW_WILDCARD_U8;
+	v->meta = 0;
+	ctl = bpf_map_lookup_elem(&fw_ctl, &zero);
+	if (!ctl)
+		return -1;
+	bank = *ctl >> 31;
+	bk = bpf_map_lookup_elem(&fw_bank, &bank);
+	if (!bk)
+		return -1;
+	v->meta = bk->flags & ES_FW_BF_META;
+
+	if (fw_ct_stage(ctx, pkt, &ct_state)) {
+		v->action = ES_FW_ACT_PASS;
+		v->rule_id = ES_FW_RULE_DEFAULT;
+		v->reason = ES_R_FW_FASTPATH;
+		return 0;
+	}
+	gl = bpf_map_lookup_elem(&fw_globals, &zero);
+	if (!gl)
+		return -1;
+	if (gl->zones && fw_zone_denies(ctx, pkt)) {
+		v->action = ES_FW_ACT_DROP;
+		v->rule_id = ES_FW_RULE_ZONE;
+		v->reason = ES_R_FW_ZONE_DROP;
+		return 0;
+	}
+	if ((gl->lpm[0] | gl->lpm[1] | gl->lpm[2] | gl->lpm[3]) &&
+	    fw_lpm_hit(pkt, gl, &lpm_action)) {
+		v->action = lpm_action;
+		v->rule_id = ES_FW_RULE_LPM;
+		v->reason = lpm_action == ES_FW_ACT_DROP  ? ES_R_FW_LPM_DROP
+			    : lpm_action == ES_FW_ACT_LOG ? ES_R_FW_RULE_LOG
+							  : ES_R_FW_RULE_PASS;
+		return 0;
+	}
+	if (bk->n_sys && fw_sys_match(pkt, bank, ctx->ingress_ifindex, &v->rule_id)) {
+		v->action = ES_FW_ACT_PASS;
+		v->reason = ES_R_FW_RULE_PASS;
+		return 0;
+	}
+
+	pos = -1;
+	if (bk->n_rules) {
+		rs.nd = bk->nd[v6 ? 1 : 0];
+		if (fw_classify(ctx, pkt, bank, bk->dims[v6 ? 1 : 0], ct_state, &rs))
+			return -1;
+		pos = fw_first_match(&rs, bk->groups[v6 ? 1 : 0]);
+	}
+	if (pos < 0) {
+		v->rule_id = ES_FW_RULE_DEFAULT;
+		if (bk->default_policy == ES_FW_POLICY_DROP) {
+			v->action = ES_FW_ACT_DROP;
+			v->reason = ES_R_FW_DEFAULT_DROP;
+		} else {
+			v->action = ES_FW_ACT_PASS;
+			v->reason = ES_R_FW_DEFAULT_PASS;
+		}
+		return 0;
+	}
+
+	{
+		__u32 slot = bank * ES_FW_MAX_RULES + ((__u32)pos & (ES_FW_MAX_RULES - 1));
+
+		if (v6) {
+			struct es_fw_rule_v6 *re = bpf_map_lookup_elem(&fw_rules_v6, &slot);
+
+			if (!re)
+				return -1;
+			v->action = re->action;
+			v->rule_id = re->rule_id;
+			v->dscp_mark = re->dscp_mark;
+		} else {
+			struct es_fw_rule_v4 *re = bpf_map_lookup_elem(&fw_rules, &slot);
+
+			if (!re)
+				return -1;
+			v->action = re->action;
+			v->rule_id = re->rule_id;
+			v->dscp_mark = re->dscp_mark;
+		}
+		fw_bump(&fw_hits, slot);
+		/* Connection limits (step 8, max_states) plug in here with the slot. */
+	}
+	v->reason = v->action == ES_FW_ACT_DROP	 ? ES_R_FW_RULE_DROP
+		    : v->action == ES_FW_ACT_LOG ? ES_R_FW_RULE_LOG
+						 : ES_R_FW_RULE_PASS;
+	return 0;
+}
+
+/* Rewrite DSCP keeping ECN; IPv4 header checksum updated incrementally (RFC 1624). */
+static __always_inline void fw_dscp_mark(struct xdp_md *ctx, const struct es_pkt *pkt, __u8 dscp)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 off = pkt->l3_off;
+
+	if (off > ES_MAX_L3_OFF)
+		return;
+	barrier_var(off);
+	if (pkt->flags & ES_PKT_F_IPV6) {
+		__u8 *h = data + off;
+		__u8 tc;
+
+		if (!ES_FITS(data, data_end, off, 40))
+			return;
+		tc = (__u8)((h[0] & 0x0f) << 4 | h[1] >> 4);
+		tc = (__u8)(dscp << 2 | (tc & 3));
+		h[0] = (h[0] & 0xf0) | (tc >> 4);
+		h[1] = (__u8)((h[1] & 0x0f) | (tc << 4));
+	} else {
+		__u8 *h = data + off;
+		__u16 old, new, *check;
+		__u32 sum;
+
+		if (!ES_FITS(data, data_end, off, sizeof(struct iphdr)))
+			return;
+		check = (__u16 *)(h + 10);
+		/* Host-order words built byte by byte: no aliasing games with the store. */
+		old = (__u16)(h[0] << 8 | h[1]);
+		new = (__u16)(h[0] << 8 | (dscp << 2) | (h[1] & 3));
+		h[1] = (__u8) new;
+		sum = (__u16)~bpf_ntohs(*check);
+		sum += (__u16)~old;
+		sum += new;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		*check = bpf_htons((__u16)~sum);
+	}
+}
+
+/*
+ * Prepend xdp_meta (network.md §1.4), best effort. A frame that already
+ * carries metadata (a repeated BPF_PROG_TEST_RUN) has its first 8 bytes
+ * rewritten rather than grown again: the first 8 are what TC reads.
+ */
+static __always_inline void fw_set_meta(struct xdp_md *ctx, const struct fw_verdict *v)
+{
+	struct es_xdp_meta *m = (void *)(long)ctx->data_meta;
+	void *data = (void *)(long)ctx->data;
+
+	if ((void *)(m + 1) > data) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+			return;
+		m = (void *)(long)ctx->data_meta;
+		data = (void *)(long)ctx->data;
+		if ((void *)(m + 1) > data)
+			return;
+	}
+	m->rule_id = v->rule_id;
+	m->action = v->action == ES_FW_ACT_LOG ? ES_FW_ACT_LOG : ES_FW_ACT_PASS;
+	m->ratelimit_status = 0;
+	m->meta_flags = ES_META_PRESENT;
+	m->pad = 0;
+}
+
 SEC("xdp")
 int xdp_firewall(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct fw_verdict v;
 	__u32 zero = 0;
 	struct es_pkt *pkt;
 	int r;
@@ -65,8 +696,30 @@ int xdp_firewall(struct xdp_md *ctx)
 		es_count(ES_PROG_XDP_FIREWALL, r);
 		return XDP_PASS;
 	}
+	if (r == ES_R_NON_IP) {
+		/* ARP and the rest pass even under default drop. */
+		fw_metric(ES_FW_M_PASSED);
+		es_count(ES_PROG_XDP_FIREWALL, ES_R_NON_IP);
+		goto next;
+	}
+	if (fw_decide(ctx, pkt, &v)) {
+		fw_metric(ES_FW_M_ERRORS);
+		es_count(ES_PROG_XDP_FIREWALL, ES_R_INTERNAL_ERROR);
+		goto next;
+	}
+	es_count(ES_PROG_XDP_FIREWALL, v.reason);
+	if (v.action == ES_FW_ACT_DROP) {
+		fw_event(pkt, ctx->ingress_ifindex, ES_FW_ACT_DROP, v.rule_id);
+		fw_metric(ES_FW_M_DROPPED);
+		return XDP_DROP;
+	}
+	if (v.action == ES_FW_ACT_LOG)
+		fw_event(pkt, ctx->ingress_ifindex, ES_FW_ACT_LOG, v.rule_id);
 	fw_metric(ES_FW_M_PASSED);
-	es_count(ES_PROG_XDP_FIREWALL, r ? r : ES_R_PASS);
+	if (v.dscp_mark <= 63)
+		fw_dscp_mark(ctx, pkt, v.dscp_mark);
+	if (v.meta)
+		fw_set_meta(ctx, &v);
 next:
 	ES_XDP_CONTINUE(ctx, ES_XDP_SLOT_RATELIMIT);
 	return XDP_PASS;
