@@ -17,9 +17,9 @@
 /* Aliases the random rules refer to. */
 #define FW_RAND_ALIASES                                                                            \
 	"{\"set4\":{\"type\":\"ip_set\",\"values\":[\"198.18.0.0/16\",\"198.18.1.7\"]},"           \
-	"\"set6\":{\"type\":\"ip_set\",\"values\":[\"2001:db8::/40\",\"2001:db8:1::1\"]},"          \
-	"\"mixed\":{\"type\":\"ip_set\",\"values\":[\"198.18.2.0/24\",\"2001:db8:2::/64\"]},"       \
-	"\"nest\":{\"type\":\"nested\",\"aliases\":[\"set4\",\"mixed\"]},"                        \
+	"\"set6\":{\"type\":\"ip_set\",\"values\":[\"2001:db8::/40\",\"2001:db8:1::1\"]},"         \
+	"\"mixed\":{\"type\":\"ip_set\",\"values\":[\"198.18.2.0/24\",\"2001:db8:2::/64\"]},"      \
+	"\"nest\":{\"type\":\"nested\",\"aliases\":[\"set4\",\"mixed\"]},"                         \
 	"\"ports\":{\"type\":\"port_set\",\"values\":[1,\"3-9\",\"60000-65535\"]}}"
 
 static uint64_t fw_rng = 88172645463325252ull;
@@ -67,7 +67,8 @@ static void rand_cidr(struct es_cidr *c, bool v6)
 
 static void rand_range(struct fw_ports *p)
 {
-	uint16_t a = (uint16_t)(rnd(2) ? rnd(64) : rnd(65536)), w = (uint16_t)(rnd(3) ? 0 : rnd(300));
+	uint16_t a = (uint16_t)(rnd(2) ? rnd(64) : rnd(65536)),
+		 w = (uint16_t)(rnd(3) ? 0 : rnd(300));
 
 	p->r = malloc(sizeof(*p->r));
 	p->r->start = a;
@@ -133,7 +134,9 @@ static void rand_rule(struct fw_rule *r, size_t i, bool rich)
 		r->ct_mask = (uint8_t)(1 + rnd(15));
 	if (!rnd(8)) {
 		r->scope = (enum fw_scope)(1 + rnd(2));
-		r->scope_name = strdup(r->scope == FW_SCOPE_NS ? "veth" : rnd(2) ? "eth0" : "veth-a");
+		r->scope_name = strdup(r->scope == FW_SCOPE_NS ? "veth"
+				       : rnd(2)		       ? "eth0"
+							       : "veth-a");
 	}
 	if (!rnd(10)) {
 		r->has_smac = true;
@@ -171,7 +174,8 @@ static void rand_pkt(struct fw_pkt_view *p, const struct fw_rule *rules, size_t 
 		p->ports = p->tcp = p->icmp = false;
 	p->sport = (uint16_t)(rnd(2) ? rnd(64) : rnd(65536));
 	p->dport = (uint16_t)(r->dports.n && rnd(2) ? r->dports.r[0].start + rnd(2)
-						    : rnd(2) ? rnd(64) : rnd(65536));
+			      : rnd(2)		    ? rnd(64)
+						    : rnd(65536));
 	p->icmp_type = (uint8_t)(rnd(2) ? rnd(4) : 128 + rnd(4));
 	p->icmp_code = (uint8_t)rnd(3);
 	p->tcp_flags = (uint8_t)rnd(64);

@@ -344,21 +344,6 @@ struct es_zone_policy {
 	__u8 from, to, policy, pad;
 };
 
-/* ---- XDP → TC metadata (network.md §1.4) ------------------------------------------- */
-
-#define ES_META_PRESENT 0x01
-#define ES_META_DUP_TO 0x02
-#define ES_META_REPLY_TO 0x04
-#define ES_META_NEW_FLOW 0x08
-
-struct es_xdp_meta {
-	__u32 rule_id;
-	__u8 action; /* 0 pass, 2 log */
-	__u8 ratelimit_status;
-	__u8 meta_flags;
-	__u8 pad;
-};
-
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_fw_bank) == 20, "bank header");
 _Static_assert(sizeof(struct es_fw_cls) == 576, "class record");
@@ -380,9 +365,6 @@ _Static_assert(sizeof(struct es_fw_sys_rule) == 16, "system rule");
 _Static_assert(sizeof(struct es_fw_lpm_v4) == 8 && sizeof(struct es_fw_lpm_v6) == 20, "LPM keys");
 _Static_assert(sizeof(struct es_zone_policy) == 4, "zone policy");
 _Static_assert(sizeof(struct es_fw_globals) == 20, "globals");
-_Static_assert(sizeof(struct es_xdp_meta) == 8, "xdp_meta is 8 bytes");
-_Static_assert(offsetof(struct es_xdp_meta, ratelimit_status) == 5, "xdp_meta ratelimit @5");
-_Static_assert(offsetof(struct es_xdp_meta, meta_flags) == 6, "xdp_meta flags @6");
 _Static_assert(ES_FW_VT_PROTO6 >= ES_FW_VT_PROTO + 256 && ES_FW_VT_TCPF >= ES_FW_VT_PROTO6 + 256 &&
 		   ES_FW_VT_DSCP >= ES_FW_VT_TCPF + 65 && ES_FW_VT_CT >= ES_FW_VT_DSCP + 64 &&
 		   ES_FW_VT_IFACE >= ES_FW_VT_CT + ES_FW_CT__COUNT &&

@@ -11,6 +11,7 @@
 
 #include "kt.h"
 #include "abi/firewall.h"
+#include "abi/xdp_meta.h"
 #include "domains/firewall/firewall.h"
 #include "domains/firewall/fw.h"
 #include "skel/firewall.skel.h"
@@ -140,7 +141,7 @@ static void run(const struct pb *p, __u32 ifindex, struct out *o)
 		struct es_xdp_meta m;
 
 		memcpy(&m, o->run.out, sizeof(m));
-		o->meta = m.meta_flags & ES_META_PRESENT;
+		o->meta = m.meta_flags & ES_META_F_PRESENT;
 		o->meta_rule = m.rule_id;
 		o->meta_action = m.action;
 	}
@@ -199,60 +200,110 @@ struct fixture {
 };
 
 static const struct fixture fixtures[] = {
-    {"v4 src CIDR", "\"src_ip\":\"198.51.100.0/24\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, true},
-    {"v4 src CIDR near miss", "\"src_ip\":\"198.51.100.0/24\"", P4, "198.51.101.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
-    {"v6 src CIDR", "\"src_ip\":\"2001:db8:1::/48\"", P6, "2001:db8:1::7", "2001:db8:2::1", 6, 1, 80, 2, 0, 0, true},
-    {"v6 src CIDR near miss", "\"src_ip\":\"2001:db8:1::/48\"", P6, "2001:db8:2::7", "2001:db8:2::1", 6, 1, 80, 2, 0, 0, false},
-    {"v4 dst host", "\"dst_ip\":\"203.0.113.9\"", P4, "198.51.100.7", "203.0.113.9", 17, 1, 53, 0, 0, 0, true},
-    {"v4 dst host near miss", "\"dst_ip\":\"203.0.113.9\"", P4, "198.51.100.7", "203.0.113.8", 17, 1, 53, 0, 0, 0, false},
-    {"v6 dst host", "\"dst_ip\":\"2001:db8::9\"", P6, "2001:db8::7", "2001:db8::9", 17, 1, 53, 0, 0, 0, true},
-    {"v6 dst host near miss", "\"dst_ip\":\"2001:db8::9\"", P6, "2001:db8::7", "2001:db8::8", 17, 1, 53, 0, 0, 0, false},
-    {"v4 negated src", "\"src_ip\":\"198.51.100.0/24\",\"negate_source\":true", P4, "198.51.101.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, true},
-    {"v4 negated src near miss", "\"src_ip\":\"198.51.100.0/24\",\"negate_source\":true", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
-    {"v6 negated dst", "\"dst_ip\":\"2001:db8::/64\",\"negate_destination\":true", P6, "2001:db8::7", "2001:db8:1::1", 6, 1, 80, 2, 0, 0, true},
-    {"v6 negated dst near miss", "\"dst_ip\":\"2001:db8::/64\",\"negate_destination\":true", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 0, 0, false},
-    {"v4 dport range", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 9995, 2, 0, 0, true},
-    {"v4 dport range near miss", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 9989, 2, 0, 0, false},
-    {"v6 dport range", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 9999, 2, 0, 0, true},
-    {"v6 dport range near miss", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 10000, 2, 0, 0, false},
-    {"v4 sport", "\"src_port\":{\"start\":1000,\"end\":1000}", P4, "198.51.100.7", "203.0.113.1", 17, 1000, 9, 0, 0, 0, true},
-    {"v4 sport near miss", "\"src_port\":1000", P4, "198.51.100.7", "203.0.113.1", 17, 1001, 9, 0, 0, 0, false},
-    {"v6 sport", "\"src_port\":\"1000\"", P6, "2001:db8::7", "2001:db8::1", 17, 1000, 9, 0, 0, 0, true},
-    {"v6 sport near miss", "\"src_port\":\"1000\"", P6, "2001:db8::7", "2001:db8::1", 17, 999, 9, 0, 0, 0, false},
-    {"v4 protocol udp", "\"protocol\":\"udp\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 0, true},
-    {"v4 protocol udp near miss", "\"protocol\":\"udp\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 9, 2, 0, 0, false},
-    {"v6 protocol udp", "\"protocol\":\"udp\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0, true},
-    {"v6 protocol udp near miss", "\"protocol\":\"udp\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 9, 2, 0, 0, false},
-    {"v4 icmp type", "\"protocol\":\"icmp\",\"icmp_type\":8", P4, "198.51.100.7", "203.0.113.1", 1, 8, 0, 0, 0, 0, true},
-    {"v4 icmp type near miss", "\"protocol\":\"icmp\",\"icmp_type\":8", P4, "198.51.100.7", "203.0.113.1", 1, 0, 0, 0, 0, 0, false},
-    {"v6 icmp type (ICMPv6)", "\"protocol\":\"icmp\",\"icmp_type\":128", P6, "2001:db8::7", "2001:db8::1", 58, 128, 0, 0, 0, 0, true},
-    {"v6 icmp type near miss", "\"protocol\":\"icmp\",\"icmp_type\":128", P6, "2001:db8::7", "2001:db8::1", 58, 129, 0, 0, 0, 0, false},
-    {"v4 icmp code", "\"protocol\":\"icmp\",\"icmp_type\":3,\"icmp_code\":4", P4, "198.51.100.7", "203.0.113.1", 1, 3, 4, 0, 0, 0, true},
-    {"v4 icmp code near miss", "\"protocol\":\"icmp\",\"icmp_type\":3,\"icmp_code\":4", P4, "198.51.100.7", "203.0.113.1", 1, 3, 3, 0, 0, 0, false},
-    {"v6 icmp code", "\"protocol\":\"icmp\",\"icmp_type\":1,\"icmp_code\":4", P6, "2001:db8::7", "2001:db8::1", 58, 1, 4, 0, 0, 0, true},
-    {"v6 icmp code near miss", "\"protocol\":\"icmp\",\"icmp_type\":1,\"icmp_code\":4", P6, "2001:db8::7", "2001:db8::1", 58, 1, 3, 0, 0, 0, false},
-    {"v4 tcp flags S/SA", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 0x02, 0, 0, true},
-    {"v4 tcp flags near miss", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 0x12, 0, 0, false},
-    {"v6 tcp flags S/SA", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 0x02, 0, 0, true},
-    {"v6 tcp flags near miss", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 0x10, 0, 0, false},
+    {"v4 src CIDR", "\"src_ip\":\"198.51.100.0/24\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80,
+     2, 0, 0, true},
+    {"v4 src CIDR near miss", "\"src_ip\":\"198.51.100.0/24\"", P4, "198.51.101.7", "203.0.113.1",
+     6, 1, 80, 2, 0, 0, false},
+    {"v6 src CIDR", "\"src_ip\":\"2001:db8:1::/48\"", P6, "2001:db8:1::7", "2001:db8:2::1", 6, 1,
+     80, 2, 0, 0, true},
+    {"v6 src CIDR near miss", "\"src_ip\":\"2001:db8:1::/48\"", P6, "2001:db8:2::7",
+     "2001:db8:2::1", 6, 1, 80, 2, 0, 0, false},
+    {"v4 dst host", "\"dst_ip\":\"203.0.113.9\"", P4, "198.51.100.7", "203.0.113.9", 17, 1, 53, 0,
+     0, 0, true},
+    {"v4 dst host near miss", "\"dst_ip\":\"203.0.113.9\"", P4, "198.51.100.7", "203.0.113.8", 17,
+     1, 53, 0, 0, 0, false},
+    {"v6 dst host", "\"dst_ip\":\"2001:db8::9\"", P6, "2001:db8::7", "2001:db8::9", 17, 1, 53, 0, 0,
+     0, true},
+    {"v6 dst host near miss", "\"dst_ip\":\"2001:db8::9\"", P6, "2001:db8::7", "2001:db8::8", 17, 1,
+     53, 0, 0, 0, false},
+    {"v4 negated src", "\"src_ip\":\"198.51.100.0/24\",\"negate_source\":true", P4, "198.51.101.7",
+     "203.0.113.1", 6, 1, 80, 2, 0, 0, true},
+    {"v4 negated src near miss", "\"src_ip\":\"198.51.100.0/24\",\"negate_source\":true", P4,
+     "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
+    {"v6 negated dst", "\"dst_ip\":\"2001:db8::/64\",\"negate_destination\":true", P6,
+     "2001:db8::7", "2001:db8:1::1", 6, 1, 80, 2, 0, 0, true},
+    {"v6 negated dst near miss", "\"dst_ip\":\"2001:db8::/64\",\"negate_destination\":true", P6,
+     "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 0, 0, false},
+    {"v4 dport range", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P4, "198.51.100.7",
+     "203.0.113.1", 6, 1, 9995, 2, 0, 0, true},
+    {"v4 dport range near miss", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P4,
+     "198.51.100.7", "203.0.113.1", 6, 1, 9989, 2, 0, 0, false},
+    {"v6 dport range", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P6, "2001:db8::7",
+     "2001:db8::1", 6, 1, 9999, 2, 0, 0, true},
+    {"v6 dport range near miss", "\"protocol\":\"tcp\",\"dst_port\":\"9990-9999\"", P6,
+     "2001:db8::7", "2001:db8::1", 6, 1, 10000, 2, 0, 0, false},
+    {"v4 sport", "\"src_port\":{\"start\":1000,\"end\":1000}", P4, "198.51.100.7", "203.0.113.1",
+     17, 1000, 9, 0, 0, 0, true},
+    {"v4 sport near miss", "\"src_port\":1000", P4, "198.51.100.7", "203.0.113.1", 17, 1001, 9, 0,
+     0, 0, false},
+    {"v6 sport", "\"src_port\":\"1000\"", P6, "2001:db8::7", "2001:db8::1", 17, 1000, 9, 0, 0, 0,
+     true},
+    {"v6 sport near miss", "\"src_port\":\"1000\"", P6, "2001:db8::7", "2001:db8::1", 17, 999, 9, 0,
+     0, 0, false},
+    {"v4 protocol udp", "\"protocol\":\"udp\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0,
+     0, true},
+    {"v4 protocol udp near miss", "\"protocol\":\"udp\"", P4, "198.51.100.7", "203.0.113.1", 6, 1,
+     9, 2, 0, 0, false},
+    {"v6 protocol udp", "\"protocol\":\"udp\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0,
+     true},
+    {"v6 protocol udp near miss", "\"protocol\":\"udp\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 9,
+     2, 0, 0, false},
+    {"v4 icmp type", "\"protocol\":\"icmp\",\"icmp_type\":8", P4, "198.51.100.7", "203.0.113.1", 1,
+     8, 0, 0, 0, 0, true},
+    {"v4 icmp type near miss", "\"protocol\":\"icmp\",\"icmp_type\":8", P4, "198.51.100.7",
+     "203.0.113.1", 1, 0, 0, 0, 0, 0, false},
+    {"v6 icmp type (ICMPv6)", "\"protocol\":\"icmp\",\"icmp_type\":128", P6, "2001:db8::7",
+     "2001:db8::1", 58, 128, 0, 0, 0, 0, true},
+    {"v6 icmp type near miss", "\"protocol\":\"icmp\",\"icmp_type\":128", P6, "2001:db8::7",
+     "2001:db8::1", 58, 129, 0, 0, 0, 0, false},
+    {"v4 icmp code", "\"protocol\":\"icmp\",\"icmp_type\":3,\"icmp_code\":4", P4, "198.51.100.7",
+     "203.0.113.1", 1, 3, 4, 0, 0, 0, true},
+    {"v4 icmp code near miss", "\"protocol\":\"icmp\",\"icmp_type\":3,\"icmp_code\":4", P4,
+     "198.51.100.7", "203.0.113.1", 1, 3, 3, 0, 0, 0, false},
+    {"v6 icmp code", "\"protocol\":\"icmp\",\"icmp_type\":1,\"icmp_code\":4", P6, "2001:db8::7",
+     "2001:db8::1", 58, 1, 4, 0, 0, 0, true},
+    {"v6 icmp code near miss", "\"protocol\":\"icmp\",\"icmp_type\":1,\"icmp_code\":4", P6,
+     "2001:db8::7", "2001:db8::1", 58, 1, 3, 0, 0, 0, false},
+    {"v4 tcp flags S/SA", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P4, "198.51.100.7",
+     "203.0.113.1", 6, 1, 80, 0x02, 0, 0, true},
+    {"v4 tcp flags near miss", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P4, "198.51.100.7",
+     "203.0.113.1", 6, 1, 80, 0x12, 0, 0, false},
+    {"v6 tcp flags S/SA", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P6, "2001:db8::7",
+     "2001:db8::1", 6, 1, 80, 0x02, 0, 0, true},
+    {"v6 tcp flags near miss", "\"protocol\":\"tcp\",\"flags\":\"S/SA\"", P6, "2001:db8::7",
+     "2001:db8::1", 6, 1, 80, 0x10, 0, 0, false},
     {"v4 vlan", "\"vlan_id\":200", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 200, 0, true},
-    {"v4 vlan near miss", "\"vlan_id\":200", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 100, 0, false},
-    {"v4 vlan untagged near miss", "\"vlan_id\":200", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
+    {"v4 vlan near miss", "\"vlan_id\":200", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 100, 0,
+     false},
+    {"v4 vlan untagged near miss", "\"vlan_id\":200", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80,
+     2, 0, 0, false},
     {"v6 vlan", "\"vlan_id\":200", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 200, 0, true},
-    {"v6 vlan near miss", "\"vlan_id\":200", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 100, 0, false},
+    {"v6 vlan near miss", "\"vlan_id\":200", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 100, 0,
+     false},
     {"v4 dscp", "\"dscp_match\":46", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 46, true},
-    {"v4 dscp near miss", "\"dscp_match\":46", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 45, false},
+    {"v4 dscp near miss", "\"dscp_match\":46", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0,
+     45, false},
     {"v6 dscp", "\"dscp_match\":46", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 46, true},
-    {"v6 dscp near miss", "\"dscp_match\":46", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0, false},
-    {"v4 src mac", "\"src_mac\":\"02:00:00:00:00:01\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 0, true},
-    {"v4 src mac near miss", "\"src_mac\":\"02:00:00:00:00:09\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 0, false},
-    {"v6 dst mac", "\"dst_mac\":\"02:00:00:00:00:02\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0, true},
-    {"v6 dst mac near miss", "\"dst_mac\":\"02:00:00:00:00:01\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0, false},
-    {"v4 scope interface", "\"scope\":\"interface:lo\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9, 0, 0, 0, true},
-    {"v6 scope namespace", "\"scope\":\"namespace:l\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0, true},
-    {"v4 state never matches without conntrack", "\"state\":[\"new\"]", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
-    {"v4 rule does not match IPv6", "\"src_ip\":\"198.51.100.0/24\"", P6, "2001:db8::7", "2001:db8::1", 6, 1, 80, 2, 0, 0, false},
-    {"v6 rule does not match IPv4", "\"dst_ip\":\"2001:db8::/32\"", P4, "198.51.100.7", "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
+    {"v6 dscp near miss", "\"dscp_match\":46", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9, 0, 0, 0,
+     false},
+    {"v4 src mac", "\"src_mac\":\"02:00:00:00:00:01\"", P4, "198.51.100.7", "203.0.113.1", 17, 1, 9,
+     0, 0, 0, true},
+    {"v4 src mac near miss", "\"src_mac\":\"02:00:00:00:00:09\"", P4, "198.51.100.7", "203.0.113.1",
+     17, 1, 9, 0, 0, 0, false},
+    {"v6 dst mac", "\"dst_mac\":\"02:00:00:00:00:02\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9,
+     0, 0, 0, true},
+    {"v6 dst mac near miss", "\"dst_mac\":\"02:00:00:00:00:01\"", P6, "2001:db8::7", "2001:db8::1",
+     17, 1, 9, 0, 0, 0, false},
+    {"v4 scope interface", "\"scope\":\"interface:lo\"", P4, "198.51.100.7", "203.0.113.1", 17, 1,
+     9, 0, 0, 0, true},
+    {"v6 scope namespace", "\"scope\":\"namespace:l\"", P6, "2001:db8::7", "2001:db8::1", 17, 1, 9,
+     0, 0, 0, true},
+    {"v4 state never matches without conntrack", "\"state\":[\"new\"]", P4, "198.51.100.7",
+     "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
+    {"v4 rule does not match IPv6", "\"src_ip\":\"198.51.100.0/24\"", P6, "2001:db8::7",
+     "2001:db8::1", 6, 1, 80, 2, 0, 0, false},
+    {"v6 rule does not match IPv4", "\"dst_ip\":\"2001:db8::/32\"", P4, "198.51.100.7",
+     "203.0.113.1", 6, 1, 80, 2, 0, 0, false},
 };
 
 static void build(struct pb *p, const struct fixture *f)
@@ -292,8 +343,8 @@ Test(firewall, one_fixture_per_match_field)
 		struct out o;
 		struct pb p;
 
-		snprintf(json, sizeof(json), "{\"id\":\"fx-%zu\",\"priority\":1,\"action\":\"deny\",%s}",
-			 i, f->rule);
+		snprintf(json, sizeof(json),
+			 "{\"id\":\"fx-%zu\",\"priority\":1,\"action\":\"deny\",%s}", i, f->rule);
 		add(&s, json);
 		install(&s, ES_FW_POLICY_PASS, false);
 		build(&p, f);
@@ -440,7 +491,11 @@ Test(firewall, dscp_mark_rewrites_bytes_with_valid_checksum)
 	cr_assert(o.meta, "metadata expected");
 	ip = o.run.out + sizeof(struct es_xdp_meta) + 14;
 	cr_expect_eq(ip[1], 0xB9, "TOS 0xB8 | ECN 1 (got %#x)", ip[1]);
-	cr_expect(ip_csum_ok(ip), "IPv4 header checksum invalid after marking: %02x%02x %02x%02x -> %02x%02x %02x%02x", p.buf[p.l3], p.buf[p.l3 + 1], p.buf[p.l3 + 10], p.buf[p.l3 + 11], ip[0], ip[1], ip[10], ip[11]);
+	cr_expect(
+	    ip_csum_ok(ip),
+	    "IPv4 header checksum invalid after marking: %02x%02x %02x%02x -> %02x%02x %02x%02x",
+	    p.buf[p.l3], p.buf[p.l3 + 1], p.buf[p.l3 + 10], p.buf[p.l3 + 11], ip[0], ip[1], ip[10],
+	    ip[11]);
 	cr_expect_arr_eq(ip + 12, p.buf + p.l3 + 12, 8, "addresses untouched");
 
 	v6(&p, "2001:db8::7", "2001:db8::1", IPPROTO_UDP, 1, 5004, 0);
@@ -612,14 +667,17 @@ static struct fw_rule *make_set(bool a, size_t *n)
 
 		if (i == (a ? 0 : 7))
 			snprintf(json, sizeof(json),
-				 a ? "{\"id\":\"hit-1\",\"priority\":%zu,\"action\":\"log\",\"protocol\":\"tcp\","
+				 a ? "{\"id\":\"hit-1\",\"priority\":%zu,\"action\":\"log\","
+				     "\"protocol\":\"tcp\","
 				     "\"src_ip\":\"198.51.100.0/24\",\"dst_port\":80}"
-				   : "{\"id\":\"hit-2\",\"priority\":%zu,\"action\":\"allow\",\"protocol\":\"tcp\","
+				   : "{\"id\":\"hit-2\",\"priority\":%zu,\"action\":\"allow\","
+				     "\"protocol\":\"tcp\","
 				     "\"dst_ip\":\"203.0.113.0/24\"}",
 				 i + 1);
 		else
 			snprintf(json, sizeof(json),
-				 "{\"id\":\"f%c-%zu\",\"priority\":%zu,\"action\":\"allow\",\"protocol\":\"%s\","
+				 "{\"id\":\"f%c-%zu\",\"priority\":%zu,\"action\":\"allow\","
+				 "\"protocol\":\"%s\","
 				 "\"src_ip\":\"10.%zu.%zu.0/24\",\"dst_port\":%zu}",
 				 a ? 'a' : 'b', 100 + i, i + 1, i % 2 ? "udp" : "tcp", i / 256,
 				 i % 256, 80 + i % 7);
@@ -650,7 +708,8 @@ static void *traffic(void *arg)
 
 		run(&h->pkt, 1, &o);
 		atomic_fetch_add(&h->runs, 1);
-		if (o.verdict != XDP_PASS || !o.meta || (o.meta_rule != 1001 && o.meta_rule != 1002)) {
+		if (o.verdict != XDP_PASS || !o.meta ||
+		    (o.meta_rule != 1001 && o.meta_rule != 1002)) {
 			h->bad_rule = o.meta_rule;
 			h->bad_verdict = o.verdict;
 			atomic_fetch_add(&h->bad, 1);
@@ -672,9 +731,11 @@ Test(firewall, no_packet_sees_a_partial_rule_set, .timeout = 120)
 
 	for (int i = 0; i < 2; i++) {
 		sets[i] = make_set(i == 0, &n[i]);
-		in[i] = (struct fw_compile_in){.rules = sets[i], .n_rules = n[i],
+		in[i] = (struct fw_compile_in){.rules = sets[i],
+					       .n_rules = n[i],
 					       .default_policy = ES_FW_POLICY_DROP,
-					       .ifnames = ifs, .n_ifnames = 1,
+					       .ifnames = ifs,
+					       .n_ifnames = 1,
 					       .rule_num = num_by_suffix};
 		cr_assert_eq(fw_compile(&in[i], &img[i], why, sizeof(why)), 0, "%s", why);
 	}
@@ -744,8 +805,12 @@ static void kernel_differential(size_t n_rules, size_t n_pkts)
 	static char *ifs[] = {"lo", "veth-a", NULL};
 	struct fw_rule *rules = calloc(n_rules, sizeof(*rules));
 	struct fw_aliases al;
-	struct fw_compile_in in = {.rules = rules, .n_rules = n_rules, .aliases = &al,
-				   .ifnames = ifs, .n_ifnames = 2, .rule_num = num_by_suffix,
+	struct fw_compile_in in = {.rules = rules,
+				   .n_rules = n_rules,
+				   .aliases = &al,
+				   .ifnames = ifs,
+				   .n_ifnames = 2,
+				   .rule_num = num_by_suffix,
 				   .default_policy = ES_FW_POLICY_DROP};
 	size_t bad = 0, hits = 0;
 	struct es_cfg c;

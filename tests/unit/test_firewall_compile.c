@@ -192,13 +192,16 @@ Test(fw_compile, aliases_expand_into_the_classifier)
 	struct fw_image img;
 	struct fw_pkt_view p;
 
-	aliases(&al, "{\"office\":{\"type\":\"ip_set\",\"values\":[\"10.0.0.0/8\",\"2001:db8:10::/48\"]},"
-		     "\"web\":{\"type\":\"port_set\",\"values\":[80,\"443\",\"8000-8080\"]},"
-		     "\"all\":{\"type\":\"nested\",\"aliases\":[\"office\"]}}");
+	aliases(
+	    &al,
+	    "{\"office\":{\"type\":\"ip_set\",\"values\":[\"10.0.0.0/8\",\"2001:db8:10::/48\"]},"
+	    "\"web\":{\"type\":\"port_set\",\"values\":[80,\"443\",\"8000-8080\"]},"
+	    "\"all\":{\"type\":\"nested\",\"aliases\":[\"office\"]}}");
 	rule(&r[0], "{\"id\":\"web-in\",\"priority\":1,\"action\":\"allow\",\"protocol\":\"tcp\","
 		    "\"src_alias\":\"all\",\"dst_port_alias\":\"web\"}");
-	rule(&r[1], "{\"id\":\"not-office\",\"priority\":2,\"action\":\"deny\",\"protocol\":\"udp\","
-		    "\"src_alias\":\"office\",\"negate_source\":true}");
+	rule(&r[1],
+	     "{\"id\":\"not-office\",\"priority\":2,\"action\":\"deny\",\"protocol\":\"udp\","
+	     "\"src_alias\":\"office\",\"negate_source\":true}");
 	rule(&r[2], "{\"id\":\"narrow\",\"priority\":3,\"action\":\"log\","
 		    "\"src_ip\":\"10.1.0.0/16\",\"src_alias\":\"office\"}");
 	compile(&img, r, 3, &al, false);
@@ -228,12 +231,15 @@ Test(fw_compile, scope_becomes_an_interface_mask)
 	struct fw_pkt_view p;
 
 	aliases(&al, "{\"grp\":{\"type\":\"interface_group\",\"interfaces\":[\"veth-a\",\"x\"]}}");
-	rule(&r[0], "{\"id\":\"if\",\"priority\":1,\"action\":\"deny\",\"scope\":\"interface:eth0\","
-		    "\"dst_port\":1}");
-	rule(&r[1], "{\"id\":\"ns\",\"priority\":2,\"action\":\"deny\",\"scope\":\"namespace:veth\","
-		    "\"dst_port\":2}");
-	rule(&r[2], "{\"id\":\"grp\",\"priority\":3,\"action\":\"deny\",\"scope\":{\"interface\":\"grp\"},"
-		    "\"dst_port\":3}");
+	rule(&r[0],
+	     "{\"id\":\"if\",\"priority\":1,\"action\":\"deny\",\"scope\":\"interface:eth0\","
+	     "\"dst_port\":1}");
+	rule(&r[1],
+	     "{\"id\":\"ns\",\"priority\":2,\"action\":\"deny\",\"scope\":\"namespace:veth\","
+	     "\"dst_port\":2}");
+	rule(&r[2],
+	     "{\"id\":\"grp\",\"priority\":3,\"action\":\"deny\",\"scope\":{\"interface\":\"grp\"},"
+	     "\"dst_port\":3}");
 	rule(&r[3], "{\"id\":\"nowhere\",\"priority\":4,\"action\":\"deny\",\"scope\":\"eth9\"}");
 	compile(&img, r, 4, &al, false);
 	cr_expect_eq(img.hdr.n_rules, 3, "a scope on no agent interface never matches");
@@ -309,8 +315,8 @@ static void differential(size_t n_rules, size_t n_pkts, bool rich)
 {
 	struct fw_rule *rules = calloc(n_rules, sizeof(*rules));
 	struct fw_aliases al;
-	struct fw_compile_in in = {.rules = rules, .n_rules = n_rules, .aliases = &al,
-				   .ifnames = ifs2, .n_ifnames = 2};
+	struct fw_compile_in in = {
+	    .rules = rules, .n_rules = n_rules, .aliases = &al, .ifnames = ifs2, .n_ifnames = 2};
 	struct fw_image img;
 	char why[256];
 	size_t mismatches = 0, hits = 0;

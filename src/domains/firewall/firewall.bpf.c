@@ -12,6 +12,7 @@
 #include "kernel/bpf/xdp_chain.h"
 #include "kernel/bpf/fw_shared.h"
 #include "abi/firewall.h"
+#include "abi/xdp_meta.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -662,7 +663,7 @@ static __always_inline void fw_set_meta(struct xdp_md *ctx, const struct fw_verd
 	m->rule_id = v->rule_id;
 	m->action = v->action == ES_FW_ACT_LOG ? ES_FW_ACT_LOG : ES_FW_ACT_PASS;
 	m->ratelimit_status = 0;
-	m->meta_flags = ES_META_PRESENT;
+	m->meta_flags = ES_META_F_PRESENT;
 	m->pad = 0;
 }
 

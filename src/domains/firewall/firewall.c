@@ -278,6 +278,15 @@ static bool fw_enabled(const void *cfg)
 	return ((const struct fw_cfg *)cfg)->enabled;
 }
 
+/* The reload audit record's `after` (interfaces.md §8.2). */
+static json_t *fw_summary(const void *cfg)
+{
+	const struct fw_cfg *f = cfg;
+
+	return json_pack("{s:I,s:s}", "rule_count", (json_int_t)f->rules.n, "mode",
+			 f->mode == FW_MODE_BLOCK ? "block" : "alert");
+}
+
 /* ---- stable numeric rule ids (event decoding) ------------------------------------------- */
 
 static pthread_mutex_t num_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1046,6 +1055,7 @@ const struct es_domain es_domain_firewall = {
     .free_cfg = fw_free,
     .to_json = fw_to_json,
     .enabled = fw_enabled,
+    .summary = fw_summary,
     .start = fw_start,
     .apply = fw_apply,
     .stop = fw_stop,

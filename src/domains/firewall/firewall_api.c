@@ -7,6 +7,7 @@
 #define ES_LOG_TARGET "ebpfsentinel::api"
 #include "domains/firewall/firewall.h"
 #include "domains/firewall/fw.h"
+#include "api/auth.h"
 #include "cli/cli.h"
 #include "core/audit.h"
 #include "core/log.h"
@@ -15,18 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/*
- * The namespace rule of interfaces.md §4.4 for ES_RT_NS routes is checked by
- * the auth layer's es_auth_check_scope(); this default (auth not linked in:
- * nothing to check) is replaced by the auth room's definition.
- */
-int es_auth_check_scope(const struct es_req *req, struct es_resp *resp, const char *scope)
-    __attribute__((weak));
-int es_auth_check_scope(const struct es_req *req, struct es_resp *resp, const char *scope)
-{
-	return 0;
-}
 
 static json_t *rule_doc(const struct fw_rule *r, bool system, bool sched_active)
 {
@@ -59,8 +48,8 @@ static int check_lengths(const json_t *b, struct es_resp *resp)
 		const char *key;
 		size_t max;
 	} lim[] = {
-	    {"id", 256},      {"action", 128},	   {"protocol", 128}, {"scope", 128},
-	    {"src_ip", 512},  {"dst_ip", 512},	   {"src_alias", 256}, {"dst_alias", 256},
+	    {"id", 256},       {"action", 128},	  {"protocol", 128},  {"scope", 128},
+	    {"src_ip", 512},   {"dst_ip", 512},	  {"src_alias", 256}, {"dst_alias", 256},
 	    {"schedule", 256}, {"src_port", 128}, {"dst_port", 128},
 	};
 
@@ -225,9 +214,10 @@ static void h_aliases(const struct es_req *req, struct es_resp *resp)
 		struct fw_alias_dyn_info info;
 
 		json_object_set_new(o, "name", json_string(a->name));
-		json_object_set_new(o, "kind", json_string(a->kind == FW_AK_IP ? "address" : "port"));
-		json_object_set_new(o, "active", json_boolean(fw_alias_active(&s->cfg->aliases,
-									      a->name)));
+		json_object_set_new(o, "kind",
+				    json_string(a->kind == FW_AK_IP ? "address" : "port"));
+		json_object_set_new(o, "active",
+				    json_boolean(fw_alias_active(&s->cfg->aliases, a->name)));
 		if (!fw_alias_resolve(&s->cfg->aliases, a->name, &c, &nc, &p, &np))
 			json_object_set_new(o, "entry_count", json_integer((json_int_t)(nc + np)));
 		free(c);

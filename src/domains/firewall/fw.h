@@ -61,7 +61,7 @@ struct fw_rule {
 	uint8_t ct_mask;  /* ES_FW_CTM_*; 0 = any state */
 	bool has_flags;
 	uint8_t flags_set, flags_mask;
-	int icmp_type, icmp_code; /* -1 = any */
+	int icmp_type, icmp_code;  /* -1 = any */
 	int dscp_match, dscp_mark; /* -1 = none */
 	uint16_t max_states;
 	bool has_smac, has_dmac;
@@ -251,7 +251,7 @@ struct fw_image {
 	bool *pos_fam[2];		 /* position installed for IPv4 / IPv6 */
 	struct es_fw_sys_rule sys[ES_FW_SYS_MAX];
 	const struct fw_rule *sys_rule[ES_FW_SYS_MAX]; /* borrowed from the input */
-	uint16_t *sys_port; /* 65536 */
+	uint16_t *sys_port;			       /* 65536 */
 	struct fw_mac_entry *macs;
 	size_t n_macs;
 	/* Diagnostics: rules skipped and why (disabled, unscheduled, never matches). */

@@ -29,7 +29,7 @@ const char *const fw_alias_type_names[] = {
 };
 
 static const char *const alias_keys[] = {
-    "type",	     "values",	  "aliases",	"url",	      "refresh_interval",
+    "type",	     "values",	  "aliases",	"url",	       "refresh_interval",
     "country_codes", "hostnames", "interfaces", "description", NULL,
 };
 
@@ -73,7 +73,8 @@ static int need_list(struct es_cfg *c, const json_t *o, const char *path, const 
 	if (es_cfg_array(c, o, path, key, arr))
 		return -EINVAL;
 	if (!*arr || !json_array_size(*arr))
-		return FAIL(c, o, path, key, "%s alias needs at least one entry in `%s`", what, key);
+		return FAIL(c, o, path, key, "%s alias needs at least one entry in `%s`", what,
+			    key);
 	return 0;
 }
 
@@ -141,8 +142,8 @@ static int parse_refresh(struct es_cfg *c, const json_t *o, const char *path, st
 	return 0;
 }
 
-static int parse_strv_nonempty(struct es_cfg *c, const json_t *o, const char *path,
-			       const char *key, char ***out, const char *what)
+static int parse_strv_nonempty(struct es_cfg *c, const json_t *o, const char *path, const char *key,
+			       char ***out, const char *what)
 {
 	json_t *arr;
 
@@ -180,8 +181,7 @@ static int parse_one(struct es_cfg *c, const char *name, const json_t *o, const 
 	switch (a->type) {
 	case FW_AT_IP_SET: return parse_values(c, o, path, a);
 	case FW_AT_PORT_SET: a->kind = FW_AK_PORT; return parse_values(c, o, path, a);
-	case FW_AT_NESTED:
-		return parse_strv_nonempty(c, o, path, "aliases", &a->members, "nested");
+	case FW_AT_NESTED: return parse_strv_nonempty(c, o, path, "aliases", &a->members, "nested");
 	case FW_AT_URL_TABLE:
 		if (es_cfg_req_str(c, o, path, "url", &a->url))
 			return -EINVAL;
@@ -217,8 +217,8 @@ static int parse_one(struct es_cfg *c, const char *name, const json_t *o, const 
 }
 
 /* Kind of an alias, following nested members; -ELOOP on a cycle, -EINVAL on a mix. */
-static int alias_kind(const struct fw_aliases *as, const struct fw_alias *a, int depth,
-		      char *why, size_t whylen)
+static int alias_kind(const struct fw_aliases *as, const struct fw_alias *a, int depth, char *why,
+		      size_t whylen)
 {
 	int kind = -1;
 
@@ -254,8 +254,7 @@ static int alias_kind(const struct fw_aliases *as, const struct fw_alias *a, int
 	return kind;
 }
 
-int fw_aliases_parse(struct es_cfg *c, const json_t *node, const char *path,
-		     struct fw_aliases *out)
+int fw_aliases_parse(struct es_cfg *c, const json_t *node, const char *path, struct fw_aliases *out)
 {
 	const char *name;
 	json_t *v;
@@ -722,7 +721,8 @@ static int fetch_url(const char *url, struct es_cidr **out, size_t *n, char *err
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);
 	if (cr != CURLE_OK) {
-		snprintf(err, errlen, "%s", b.too_big ? "response too large" : curl_easy_strerror(cr));
+		snprintf(err, errlen, "%s",
+			 b.too_big ? "response too large" : curl_easy_strerror(cr));
 		free(b.p);
 		return -EIO;
 	}
@@ -761,8 +761,8 @@ static int resolve_dns(char *const *hosts, struct es_cidr **out, size_t *n, char
 			if (ai->ai_family == AF_INET) {
 				c.addr.family = 4;
 				c.addr.b[10] = c.addr.b[11] = 0xff;
-				memcpy(c.addr.b + 12, &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
-				       4);
+				memcpy(c.addr.b + 12,
+				       &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
 				c.plen = 32;
 			} else if (ai->ai_family == AF_INET6) {
 				c.addr.family = 6;

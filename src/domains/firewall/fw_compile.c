@@ -22,8 +22,8 @@ struct crule {
 	const struct fw_rule *r;
 	uint8_t action;
 	bool fam[2];
-	bool src_wild, dst_wild;      /* no address condition on that side */
-	struct es_cidr *src, *dst;    /* prefixes (both families) */
+	bool src_wild, dst_wild;   /* no address condition on that side */
+	struct es_cidr *src, *dst; /* prefixes (both families) */
 	size_t nsrc, ndst;
 	struct es_port_range *sp, *dp; /* merged, sorted */
 	size_t nsp, ndp;
@@ -352,14 +352,15 @@ static int crule_init(const struct fw_compile_in *in, const struct fw_rule *r, s
 			s = c->src[i].plen > 0;
 		for (size_t i = 0; d && i < c->ndst; i++)
 			d = c->dst[i].plen > 0;
-		c->group = s && d ? ES_FW_G_SRC_DST
-			   : s	  ? ES_FW_G_SRC
-			   : d	  ? ES_FW_G_DST
-			   : !c->dp_wild && !(c->ndp == 1 && !c->dp[0].start && c->dp[0].end == 65535)
-			       ? ES_FW_G_DPORT
-			   : !c->sp_wild		  ? ES_FW_G_SPORT
-			   : r->proto != FW_PROTO_ANY ? ES_FW_G_PROTO
-						  : ES_FW_G_OTHER;
+		c->group =
+		    s && d ? ES_FW_G_SRC_DST
+		    : s	   ? ES_FW_G_SRC
+		    : d	   ? ES_FW_G_DST
+		    : !c->dp_wild && !(c->ndp == 1 && !c->dp[0].start && c->dp[0].end == 65535)
+			? ES_FW_G_DPORT
+		    : !c->sp_wild	       ? ES_FW_G_SPORT
+		    : r->proto != FW_PROTO_ANY ? ES_FW_G_PROTO
+					       : ES_FW_G_OTHER;
 	}
 	return 0;
 }
@@ -511,7 +512,8 @@ static int addr_dim(struct ctx *x, int fam, int dst)
 			goto out;
 	}
 	ret = fw_btrie_emit(&t, cls,
-			    fam ? (dst ? ES_FW_T_DST6 : ES_FW_T_SRC6) : (dst ? ES_FW_T_DST4 : ES_FW_T_SRC4),
+			    fam ? (dst ? ES_FW_T_DST6 : ES_FW_T_SRC6)
+				: (dst ? ES_FW_T_DST4 : ES_FW_T_SRC4),
 			    x->img, x->why, x->whylen);
 out:
 	free(cls);
@@ -830,7 +832,8 @@ static int mac_dim(struct ctx *x, int dst)
 		for (uint32_t q = p; q < x->n; q++) {
 			const struct fw_rule *o = x->cr[q].r;
 
-			if ((dst ? o->has_dmac : o->has_smac) && !memcmp(dst ? o->dmac : o->smac, mac, 6))
+			if ((dst ? o->has_dmac : o->has_smac) &&
+			    !memcmp(dst ? o->dmac : o->smac, mac, 6))
 				bm_set(b, q);
 		}
 		if ((ret = intern(&x->it, b, &cls)))
@@ -872,7 +875,10 @@ static void mask_words(unsigned plen, unsigned bits, uint32_t *out)
 
 static uint8_t proto_num(enum fw_proto p, int v6)
 {
-	return p == FW_PROTO_TCP ? 6 : p == FW_PROTO_UDP ? 17 : p == FW_PROTO_ICMP ? (v6 ? 58 : 1) : 0;
+	return p == FW_PROTO_TCP    ? 6
+	       : p == FW_PROTO_UDP  ? 17
+	       : p == FW_PROTO_ICMP ? (v6 ? 58 : 1)
+				    : 0;
 }
 
 /* The common tail of both entry layouts, filled through a v4 view at the tail's offset. */
@@ -898,22 +904,25 @@ static uint8_t proto_num(enum fw_proto p, int v6)
 		(e)->dst_set_id = (r)->dst_alias ? 1 : 0;                                          \
 		(e)->tcp_flags_match = (r)->flags_set;                                             \
 		(e)->tcp_flags_mask = (r)->flags_mask;                                             \
-		(e)->icmp_type = (r)->icmp_type >= 0 ? (uint8_t)(r)->icmp_type : ES_FW_WILDCARD_U8; \
-		(e)->icmp_code = (r)->icmp_code >= 0 ? (uint8_t)(r)->icmp_code : ES_FW_WILDCARD_U8; \
-		(e)->match_flags2 =                                                                \
-		    (uint8_t)(((r)->has_flags ? ES_FW_MF2_TCP_FLAGS : 0) |                         \
-			      ((r)->icmp_type >= 0 ? ES_FW_MF2_ICMP_TYPE : 0) |                    \
-			      ((r)->icmp_code >= 0 ? ES_FW_MF2_ICMP_CODE : 0) |                    \
-			      ((r)->negate_src ? ES_FW_MF2_NEGATE_SRC : 0) |                       \
-			      ((r)->negate_dst ? ES_FW_MF2_NEGATE_DST : 0) |                       \
-			      ((r)->dscp_match >= 0 ? ES_FW_MF2_DSCP : 0) |                        \
-			      ((r)->has_smac ? ES_FW_MF2_SRC_MAC : 0) |                            \
-			      ((r)->has_dmac ? ES_FW_MF2_DST_MAC : 0));                            \
-		(e)->dscp_match = (r)->dscp_match >= 0 ? (uint8_t)(r)->dscp_match : ES_FW_WILDCARD_U8; \
+		(e)->icmp_type =                                                                   \
+		    (r)->icmp_type >= 0 ? (uint8_t)(r)->icmp_type : ES_FW_WILDCARD_U8;             \
+		(e)->icmp_code =                                                                   \
+		    (r)->icmp_code >= 0 ? (uint8_t)(r)->icmp_code : ES_FW_WILDCARD_U8;             \
+		(e)->match_flags2 = (uint8_t)(((r)->has_flags ? ES_FW_MF2_TCP_FLAGS : 0) |         \
+					      ((r)->icmp_type >= 0 ? ES_FW_MF2_ICMP_TYPE : 0) |    \
+					      ((r)->icmp_code >= 0 ? ES_FW_MF2_ICMP_CODE : 0) |    \
+					      ((r)->negate_src ? ES_FW_MF2_NEGATE_SRC : 0) |       \
+					      ((r)->negate_dst ? ES_FW_MF2_NEGATE_DST : 0) |       \
+					      ((r)->dscp_match >= 0 ? ES_FW_MF2_DSCP : 0) |        \
+					      ((r)->has_smac ? ES_FW_MF2_SRC_MAC : 0) |            \
+					      ((r)->has_dmac ? ES_FW_MF2_DST_MAC : 0));            \
+		(e)->dscp_match =                                                                  \
+		    (r)->dscp_match >= 0 ? (uint8_t)(r)->dscp_match : ES_FW_WILDCARD_U8;           \
 		(e)->max_states = (r)->max_states;                                                 \
 		memcpy((e)->src_mac, (r)->smac, 6);                                                \
 		memcpy((e)->dst_mac, (r)->dmac, 6);                                                \
-		(e)->dscp_mark = (r)->dscp_mark >= 0 ? (uint8_t)(r)->dscp_mark : ES_FW_WILDCARD_U8; \
+		(e)->dscp_mark =                                                                   \
+		    (r)->dscp_mark >= 0 ? (uint8_t)(r)->dscp_mark : ES_FW_WILDCARD_U8;             \
 		(e)->route_action = (uint8_t)(r)->route;                                           \
 		(e)->route_ifindex = 0;                                                            \
 		(e)->iface_mask = (c)->if_wild ? 0 : (c)->ifmask;                                  \
@@ -957,8 +966,7 @@ static int cmp_sys(const void *a, const void *b)
 	return x->port != y->port ? (x->port < y->port ? -1 : 1) : 0;
 }
 
-static int fill_sys(const struct fw_compile_in *in, struct fw_image *img, char *why,
-		    size_t whylen)
+static int fill_sys(const struct fw_compile_in *in, struct fw_image *img, char *why, size_t whylen)
 {
 	struct crule c;
 	size_t n = 0;
@@ -1140,7 +1148,8 @@ int fw_compile(const struct fw_compile_in *in, struct fw_image *img, char *why, 
 	for (uint32_t id = 0; id < 2; id++) {
 		size_t j = bm_hash(img->cls[id].w) & (x.it.cap - 1);
 
-		while (x.it.slots[j] && memcmp(img->cls[x.it.slots[j] - 1].w, img->cls[id].w, sizeof(b)))
+		while (x.it.slots[j] &&
+		       memcmp(img->cls[x.it.slots[j] - 1].w, img->cls[id].w, sizeof(b)))
 			j = (j + 1) & (x.it.cap - 1);
 		if (!x.it.slots[j])
 			x.it.slots[j] = id + 1;

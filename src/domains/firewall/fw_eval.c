@@ -30,8 +30,8 @@ static uint32_t trie_class(const struct fw_image *img, unsigned t, const uint8_t
 			e = s->next;
 			d = s->depth;
 		} else {
-			e = img->trie[ES_FW_TRIE_CHUNKS_OFF + (e & (ES_FW_CHUNKS_PER_BANK - 1)) * 256 +
-				      a[d & 15]];
+			e = img->trie[ES_FW_TRIE_CHUNKS_OFF +
+				      (e & (ES_FW_CHUNKS_PER_BANK - 1)) * 256 + a[d & 15]];
 			d++;
 		}
 	}
@@ -78,11 +78,12 @@ int fw_image_lookup(const struct fw_image *img, const struct fw_pkt_view *p)
 		    img->vtab[ES_FW_VT_DPORT + (p->ports ? p->dport : ES_FW_VT_NONE_PORT)];
 	if (dims & (1u << ES_FW_D_ICMP))
 		cls[ES_FW_D_ICMP] =
-		    img->vtab[ES_FW_VT_ICMP + (p->icmp ? ((uint32_t)p->icmp_type << 8 | p->icmp_code)
-						       : ES_FW_VT_NONE_ICMP)];
+		    img->vtab[ES_FW_VT_ICMP + (p->icmp
+						   ? ((uint32_t)p->icmp_type << 8 | p->icmp_code)
+						   : ES_FW_VT_NONE_ICMP)];
 	if (dims & (1u << ES_FW_D_TCPF))
-		cls[ES_FW_D_TCPF] =
-		    img->vtab[ES_FW_VT_TCPF + (p->tcp ? (p->tcp_flags & 0x3f) : ES_FW_VT_NONE_TCPF)];
+		cls[ES_FW_D_TCPF] = img->vtab[ES_FW_VT_TCPF + (p->tcp ? (p->tcp_flags & 0x3f)
+								      : ES_FW_VT_NONE_TCPF)];
 	if (dims & (1u << ES_FW_D_DSCP))
 		cls[ES_FW_D_DSCP] = img->vtab[ES_FW_VT_DSCP + (p->dscp & 0x3f)];
 	if (dims & (1u << ES_FW_D_VLAN))

@@ -38,8 +38,8 @@ enum {
 };
 
 static const char *const mmap_names[M__MMAP] = {
-    "fw_ctl", "fw_cls", "fw_trie", "fw_skip", "fw_vtab", "fw_rules", "fw_rules_v6", "fw_sys",
-    "fw_sys_port",
+    "fw_ctl",	"fw_cls",      "fw_trie", "fw_skip",	 "fw_vtab",
+    "fw_rules", "fw_rules_v6", "fw_sys",  "fw_sys_port",
 };
 
 struct hit_total {
@@ -142,8 +142,8 @@ int fw_kern_open(struct bpf_object *obj, struct fw_kern **out)
 		}
 		elem = (bpf_map__value_size(m) + 7) & ~(size_t)7;
 		k->len[i] = (elem * bpf_map__max_entries(m) + pg - 1) & ~(pg - 1);
-		k->mem[i] = mmap(NULL, k->len[i], PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m),
-				 0);
+		k->mem[i] =
+		    mmap(NULL, k->len[i], PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
 		if (k->mem[i] == MAP_FAILED) {
 			ret = -errno;
 			k->mem[i] = NULL;

@@ -121,7 +121,8 @@ static struct lpm_entry *find(const struct es_cidr *c, bool dst)
 {
 	for (size_t i = 0; i < n_tab; i++)
 		if (tab[i].dst == dst && tab[i].c.plen == c->plen &&
-		    tab[i].c.addr.family == c->addr.family && !memcmp(tab[i].c.addr.b, c->addr.b, 16))
+		    tab[i].c.addr.family == c->addr.family &&
+		    !memcmp(tab[i].c.addr.b, c->addr.b, 16))
 			return &tab[i];
 	return NULL;
 }

@@ -12,13 +12,40 @@
 #include <strings.h>
 
 static const char *const rule_keys[] = {
-    "id",	  "priority",	    "action",	      "enabled",	  "protocol",
-    "src_ip",	  "dst_ip",	    "src_port",	      "dst_port",	  "vlan_id",
-    "state",	  "ct_states",	    "flags",	      "icmp_type",	  "icmp_code",
-    "negate_source", "negate_destination", "dscp_match", "dscp_mark",	  "max_states",
-    "src_mac",	  "dst_mac",	    "src_alias",      "dst_alias",	  "src_port_alias",
-    "dst_port_alias", "schedule",   "scope",	      "route_to",	  "reply_to",
-    "dup_to",	  "description",    "system",	      NULL,
+    "id",
+    "priority",
+    "action",
+    "enabled",
+    "protocol",
+    "src_ip",
+    "dst_ip",
+    "src_port",
+    "dst_port",
+    "vlan_id",
+    "state",
+    "ct_states",
+    "flags",
+    "icmp_type",
+    "icmp_code",
+    "negate_source",
+    "negate_destination",
+    "dscp_match",
+    "dscp_mark",
+    "max_states",
+    "src_mac",
+    "dst_mac",
+    "src_alias",
+    "dst_alias",
+    "src_port_alias",
+    "dst_port_alias",
+    "schedule",
+    "scope",
+    "route_to",
+    "reply_to",
+    "dup_to",
+    "description",
+    "system",
+    NULL,
 };
 
 static const char *const action_names[] = {"allow", "pass", "deny", "drop", "block", "log", NULL};
@@ -46,8 +73,8 @@ static int parse_cidr_field(struct es_cfg *c, const json_t *o, const char *path,
 	if (strlen(json_string_value(v)) > 512)
 		return FAIL(c, o, path, key, "%s exceeds maximum length of 512 characters", key);
 	if (es_cidr_parse(json_string_value(v), out, why, sizeof(why)))
-		return FAIL(c, o, path, key, "invalid CIDR notation '%s': %s",
-			    json_string_value(v), why);
+		return FAIL(c, o, path, key, "invalid CIDR notation '%s': %s", json_string_value(v),
+			    why);
 	*has = true;
 	return 0;
 }
@@ -133,8 +160,8 @@ static int parse_mac_field(struct es_cfg *c, const json_t *o, const char *path, 
 		return 0;
 	r = parse_mac(s, mac);
 	if (r)
-		FAIL(c, o, path, key, "invalid MAC address '%s': expected six hex groups aa:bb:cc:dd:ee:ff",
-		     s);
+		FAIL(c, o, path, key,
+		     "invalid MAC address '%s': expected six hex groups aa:bb:cc:dd:ee:ff", s);
 	else
 		*has = true;
 	free(s);
@@ -208,7 +235,8 @@ static int parse_scope(struct es_cfg *c, const json_t *o, const char *path, stru
 	if (!v || json_is_null(v))
 		return 0;
 	if (json_is_object(v)) {
-		const json_t *i = json_object_get(v, "interface"), *n = json_object_get(v, "namespace");
+		const json_t *i = json_object_get(v, "interface"),
+			     *n = json_object_get(v, "namespace");
 
 		es_path_key(full, sizeof(full), path, "scope");
 		if ((i && n) || (!i && !n))
@@ -222,7 +250,8 @@ static int parse_scope(struct es_cfg *c, const json_t *o, const char *path, stru
 	} else if (json_is_string(v)) {
 		s = json_string_value(v);
 		if (strlen(s) > 128)
-			return FAIL(c, o, path, "scope", "scope exceeds maximum length of 128 characters");
+			return FAIL(c, o, path, "scope",
+				    "scope exceeds maximum length of 128 characters");
 		if (!strcasecmp(s, "global"))
 			return 0;
 		if (!strncasecmp(s, "interface:", 10)) {

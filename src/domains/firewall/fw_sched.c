@@ -76,8 +76,8 @@ static int parse_entry(struct es_cfg *c, const json_t *o, const char *path,
 		int d = parse_day(days[i]);
 
 		if (d < 0) {
-			FAIL(c, o, path, "days", "invalid day '%s': expected mon..sun or monday..sunday",
-			     days[i]);
+			FAIL(c, o, path, "days",
+			     "invalid day '%s': expected mon..sun or monday..sunday", days[i]);
 			goto out;
 		}
 		e->days |= (uint8_t)(1u << d);

@@ -77,8 +77,7 @@ struct emit_ctx {
 	size_t whylen;
 };
 
-static int emit_entry(struct emit_ctx *e, int32_t node, unsigned depth, uint32_t ic,
-		      uint16_t *out);
+static int emit_entry(struct emit_ctx *e, int32_t node, unsigned depth, uint32_t ic, uint16_t *out);
 
 /* Fill 2^r entries for the subtree of node (at depth) with inherited class ic. */
 static int fill(struct emit_ctx *e, int32_t node, unsigned depth, unsigned r, uint32_t ic,
@@ -111,8 +110,7 @@ static int only_child(const struct fw_bnode *n)
 }
 
 /* The entry for node at a stride boundary (depth bits from the key start). */
-static int emit_entry(struct emit_ctx *e, int32_t node, unsigned depth, uint32_t ic,
-		      uint16_t *out)
+static int emit_entry(struct emit_ctx *e, int32_t node, unsigned depth, uint32_t ic, uint16_t *out)
 {
 	const struct fw_bnode *n = &e->t->n[node];
 	struct fw_image *img = e->img;
@@ -146,7 +144,8 @@ static int emit_entry(struct emit_ctx *e, int32_t node, unsigned depth, uint32_t
 		int ret;
 
 		if (id >= ES_FW_SKIPS_PER_BANK) {
-			snprintf(e->why, e->whylen, "too many distinct address paths (%u skip nodes)",
+			snprintf(e->why, e->whylen,
+				 "too many distinct address paths (%u skip nodes)",
 				 ES_FW_SKIPS_PER_BANK);
 			return -E2BIG;
 		}
