@@ -21,9 +21,9 @@ extern const struct es_domain es_domain_nat;
 extern const struct es_domain es_domain_scrub;
 extern const struct es_domain es_domain_routing;
 extern const struct es_domain es_domain_ips;
+extern const struct es_domain es_domain_zones;
 
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
-ES_DOMAIN_PENDING(es_domain_zones, "zones");
 ES_DOMAIN_PENDING(es_domain_l7, "l7");
 ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
 ES_DOMAIN_PENDING(es_domain_ddos, "ddos");

@@ -144,3 +144,65 @@ def fetch_sha(ns, url):
     r = sh("sh", "-c", f"curl -sS -g --max-time 10 '{url}' | sha256sum", ns=ns, check=False,
            timeout=20)
     return r.stdout.split()[0] if r.returncode == 0 and r.stdout else None
+
+
+# Accepts (and closes) connections on every "addr,port" given; prints "ready".
+_TCP_LISTEN = """
+import socket, sys, threading
+def serve(addr, port):
+    s = socket.socket(socket.AF_INET6 if ':' in addr else socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if ':' in addr:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, port)); s.listen(64)
+    return s
+def run(s):
+    while True:
+        c, _ = s.accept(); c.close()
+socks = []
+for spec in sys.argv[1:]:
+    a, p = spec.rsplit(',', 1)
+    socks.append(serve(a, int(p)))
+for s in socks:
+    threading.Thread(target=run, args=(s,), daemon=True).start()
+print('ready', flush=True)
+threading.Event().wait()
+"""
+
+# Tries each "dst,port[,src]" once (timeout s each); prints one 1/0 per attempt.
+_TCP_TRY = """
+import socket, sys
+t = float(sys.argv[1])
+for spec in sys.argv[2:]:
+    f = spec.split(',')
+    s = socket.socket(socket.AF_INET6 if ':' in f[0] else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(t)
+    try:
+        if len(f) > 2: s.bind((f[2], 0))
+        s.connect((f[0], int(f[1]))); print(1)
+    except OSError:
+        print(0)
+    s.close()
+"""
+
+
+def tcp_listen(ns, endpoints):
+    """Listen on [(addr, port)] in ns until stopped; returns the Proc once listening."""
+    p = Proc(ns, "python3", "-c", _TCP_LISTEN, *[f"{a},{port}" for a, port in endpoints])
+    assert p.p.stdout.readline().strip() == b"ready"
+    return p
+
+
+def tcp_try(ns, attempts, timeout=1.0):
+    """Connect once per (dst, port[, src]); returns [True/False] in order."""
+    specs = [",".join(str(x) for x in a) for a in attempts]
+    out = sh("python3", "-c", _TCP_TRY, str(timeout), *specs, ns=ns,
+             timeout=10 + timeout * len(specs)).stdout.split()
+    return [x == "1" for x in out]
+
+
+def ping(ns, addr, count=1, wait=1):
+    """True when at least one echo reply came back."""
+    argv = ["ping", "-6" if ":" in addr else "-4", "-c", str(count), "-i", "0.2", "-W",
+            str(wait), addr]
+    return sh(*argv, ns=ns, check=False, timeout=5 + count * (wait + 1)).returncode == 0

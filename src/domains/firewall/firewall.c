@@ -92,9 +92,9 @@ int fw_rule_check_refs(const struct fw_rule *r, const struct fw_aliases *a,
 			return -EINVAL;
 		}
 		if (al->kind != refs[i].kind) {
-			snprintf(why, len, "alias '%s' is a %s alias, %s needs a %s alias",
-				 refs[i].name, al->kind == FW_AK_IP ? "address" : "port",
-				 refs[i].key, refs[i].kind == FW_AK_IP ? "address" : "port");
+			snprintf(why, len, "alias '%s' is %s alias, %s needs %s alias",
+				 refs[i].name, al->kind == FW_AK_IP ? "an address" : "a port",
+				 refs[i].key, refs[i].kind == FW_AK_IP ? "an address" : "a port");
 			return -EINVAL;
 		}
 	}
@@ -283,8 +283,8 @@ static json_t *fw_summary(const void *cfg)
 {
 	const struct fw_cfg *f = cfg;
 
-	return json_pack("{s:I,s:s}", "rule_count", (json_int_t)f->rules.n, "mode",
-			 f->mode == FW_MODE_BLOCK ? "block" : "alert");
+	return json_pack("{s:I,s:s,s:b}", "rule_count", (json_int_t)f->rules.n, "mode",
+			 f->mode == FW_MODE_BLOCK ? "block" : "alert", "enabled", f->enabled);
 }
 
 /* ---- stable numeric rule ids (event decoding) ------------------------------------------- */
@@ -866,10 +866,15 @@ static void fw_stop(void)
 	free(rt.sched_sig);
 	rt.sched_sig = NULL;
 	pthread_mutex_unlock(&ctl_lock);
-	pthread_mutex_lock(&snap_lock);
-	fw_snap_put(snap);
-	snap = NULL;
-	pthread_mutex_unlock(&snap_lock);
+	{
+		struct fw_snap *s;
+
+		pthread_mutex_lock(&snap_lock);
+		s = snap;
+		snap = NULL;
+		pthread_mutex_unlock(&snap_lock);
+		fw_snap_put(s);
+	}
 }
 
 /* Once a second: alias changes at once, schedules every sched_interval seconds. */
