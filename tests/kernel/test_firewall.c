@@ -15,6 +15,7 @@
 #include "domains/firewall/firewall.h"
 #include "domains/firewall/fw.h"
 #include "skel/firewall.skel.h"
+#include "fw_test.h"
 
 static struct es_firewall *fw;
 static struct fw_kern *kern;
@@ -66,17 +67,9 @@ struct set {
 
 static void add(struct set *s, const char *json)
 {
-	json_error_t je;
-	json_t *o = json_loads(json, 0, &je);
-	struct es_cfg c;
-
-	cr_assert_not_null(o, "bad JSON %s", je.text);
-	es_cfg_init(&c, NULL);
-	cr_assert_eq(fw_rule_parse(&c, o, "r", &s->r[s->n]), 0, "%s: %s", json, c.err.msg);
+	fw_test_rule(&s->r[s->n], json);
 	s->r[s->n].order = s->n;
 	s->n++;
-	es_cfg_release(&c);
-	json_decref(o);
 }
 
 static void install_in(const struct fw_compile_in *in)
@@ -513,17 +506,11 @@ Test(firewall, anti_lockout_rules_come_first)
 	struct set s = {0};
 	struct out o;
 	struct pb p;
-	json_error_t je;
-	struct es_cfg c;
-	json_t *j = json_loads("{\"id\":\"anti-lockout-22\",\"priority\":1,\"action\":\"allow\","
-			       "\"protocol\":\"tcp\",\"dst_port\":22}",
-			       0, &je);
 
-	es_cfg_init(&c, NULL);
-	cr_assert_eq(fw_rule_parse(&c, j, "", &s.sys[0]), 0);
+	fw_test_rule(&s.sys[0], "{\"id\":\"anti-lockout-22\",\"priority\":1,\"action\":\"allow\","
+				"\"protocol\":\"tcp\",\"dst_port\":22}");
 	s.sys[0].system = true;
 	s.n_sys = 1;
-	json_decref(j);
 	add(&s, "{\"id\":\"deny-any-1\",\"priority\":1,\"action\":\"deny\"}");
 	install(&s, ES_FW_POLICY_DROP, false);
 	v4(&p, "198.51.100.7", "198.51.100.1", IPPROTO_TCP, 5, 22, TH_SYN);
@@ -537,7 +524,6 @@ Test(firewall, anti_lockout_rules_come_first)
 	run(&p, 1, &o);
 	cr_expect_eq(o.verdict, XDP_DROP);
 	cr_expect_eq(fw_kern_hits(kern, "anti-lockout-22"), 2);
-	es_cfg_release(&c);
 	set_free(&s);
 }
 
@@ -759,8 +745,6 @@ Test(firewall, no_packet_sees_a_partial_rule_set, .timeout = 120)
 }
 
 /* ---- the real program against the rules' definition ------------------------------------- */
-
-#include "fw_rand.h"
 
 static void build_view(struct pb *p, const struct fw_pkt_view *v)
 {

@@ -12,20 +12,11 @@
 #include <string.h>
 
 #include "domains/firewall/fw.h"
-#include "fw_rand.h"
+#include "fw_test.h"
 
-/* Parse a rule from JSON text (the REST door: no positions). */
 static void rule(struct fw_rule *r, const char *json)
 {
-	json_error_t je;
-	json_t *o = json_loads(json, 0, &je);
-	struct es_cfg c;
-
-	cr_assert_not_null(o, "bad test JSON: %s", je.text);
-	es_cfg_init(&c, NULL);
-	cr_assert_eq(fw_rule_parse(&c, o, "rule", r), 0, "%s: %s", json, c.err.msg);
-	es_cfg_release(&c);
-	json_decref(o);
+	fw_test_rule(r, json);
 }
 
 static void aliases(struct fw_aliases *a, const char *json)

@@ -100,9 +100,11 @@ static const struct bad bad_rules[] = {
      "alias 'lan' is an address alias, dst_port_alias needs a port alias"},
     {"unknown schedule", RULE("schedule: night"),
      "firewall.rules[0].schedule: unknown schedule 'night'"},
-    {"duplicate ids", FW "    - {id: a, priority: 1, action: deny}\n    - {id: a, priority: 2, action: allow}\n",
+    {"duplicate ids",
+     FW "    - {id: a, priority: 1, action: deny}\n    - {id: a, priority: 2, action: allow}\n",
      "validation error: firewall.rules[1].id: duplicate rule id 'a' at line 6"},
-    {"one routing action", RULE_NA("action: allow, route_to: {gateway: 1, interface: eth1}, dup_to: {interface: eth2}"),
+    {"one routing action",
+     RULE_NA("action: allow, route_to: {gateway: 1, interface: eth1}, dup_to: {interface: eth2}"),
      "firewall.rules[0].dup_to: at most one of route_to, reply_to, dup_to per rule"},
     {"route_to gateway", RULE_NA("action: allow, route_to: {interface: eth1}"),
      "route_to needs a gateway (id or address)"},
@@ -139,7 +141,8 @@ static const struct bad bad_aliases[] = {
     {"ip_set needs values", "firewall:\n  aliases:\n    a: {type: ip_set, values: []}\n",
      "validation error: firewall.aliases.a.values: ip_set alias needs at least one entry in "
      "`values`"},
-    {"ip_set CIDR", "firewall:\n  aliases:\n    a: {type: ip_set, values: [10.0.0.0/8, 300.1.1.1]}\n",
+    {"ip_set CIDR",
+     "firewall:\n  aliases:\n    a: {type: ip_set, values: [10.0.0.0/8, 300.1.1.1]}\n",
      "firewall.aliases.a.values[1]: invalid CIDR notation '300.1.1.1': invalid IP address syntax"},
     {"port_set values", "firewall:\n  aliases:\n    p: {type: port_set, values: ['9-1']}\n",
      "firewall.aliases.p.values[0]: invalid port range '9-1'"},
@@ -150,7 +153,8 @@ static const struct bad bad_aliases[] = {
     {"nested unknown", "firewall:\n  aliases:\n    n: {type: nested, aliases: [ghost]}\n",
      "nested alias 'n' names unknown alias 'ghost'"},
     {"nested cycle",
-     "firewall:\n  aliases:\n    a: {type: nested, aliases: [b]}\n    b: {type: nested, aliases: [a]}\n",
+     "firewall:\n  aliases:\n    a: {type: nested, aliases: [b]}\n    b: {type: nested, aliases: "
+     "[a]}\n",
      "alias cycle"},
     {"nested self", "firewall:\n  aliases:\n    a: {type: nested, aliases: [a]}\n",
      "alias cycle: 'a' contains itself"},
@@ -160,19 +164,24 @@ static const struct bad bad_aliases[] = {
      "nested alias 'n' mixes address and port aliases"},
     {"url_table url", "firewall:\n  aliases:\n    u: {type: url_table, refresh_interval: 60}\n",
      "firewall.aliases.u: missing field `url`"},
-    {"url_table scheme", "firewall:\n  aliases:\n    u: {type: url_table, url: 'ftp://x/y', refresh_interval: 60}\n",
+    {"url_table scheme",
+     "firewall:\n  aliases:\n    u: {type: url_table, url: 'ftp://x/y', refresh_interval: 60}\n",
      "invalid url 'ftp://x/y': expected http://, https:// or file://"},
-    {"url_table refresh", "firewall:\n  aliases:\n    u: {type: url_table, url: 'http://x/y', refresh_interval: 0}\n",
+    {"url_table refresh",
+     "firewall:\n  aliases:\n    u: {type: url_table, url: 'http://x/y', refresh_interval: 0}\n",
      "firewall.aliases.u.refresh_interval: refresh_interval must be > 0"},
-    {"url_table refresh missing", "firewall:\n  aliases:\n    u: {type: url_table, url: 'http://x/y'}\n",
+    {"url_table refresh missing",
+     "firewall:\n  aliases:\n    u: {type: url_table, url: 'http://x/y'}\n",
      "missing field `refresh_interval`"},
     {"geoip codes", "firewall:\n  aliases:\n    g: {type: geoip, country_codes: [gb]}\n",
      "invalid country code 'gb': expected two upper-case letters"},
     {"geoip needs codes", "firewall:\n  aliases:\n    g: {type: geoip, country_codes: []}\n",
      "geoip alias needs at least one entry in `country_codes`"},
-    {"dynamic_dns names", "firewall:\n  aliases:\n    d: {type: dynamic_dns, refresh_interval: 5}\n",
+    {"dynamic_dns names",
+     "firewall:\n  aliases:\n    d: {type: dynamic_dns, refresh_interval: 5}\n",
      "dynamic_dns alias needs at least one entry in `hostnames`"},
-    {"dynamic_dns refresh", "firewall:\n  aliases:\n    d: {type: dynamic_dns, hostnames: [a.example]}\n",
+    {"dynamic_dns refresh",
+     "firewall:\n  aliases:\n    d: {type: dynamic_dns, hostnames: [a.example]}\n",
      "missing field `refresh_interval`"},
     {"interface_group", "firewall:\n  aliases:\n    g: {type: interface_group, interfaces: []}\n",
      "interface_group alias needs at least one entry in `interfaces`"},
@@ -187,7 +196,8 @@ Test(fw_rules, every_alias_violation_is_rejected_with_its_text)
 }
 
 static const struct bad bad_schedules[] = {
-    {"day", "firewall:\n  schedules:\n    s: {entries: [{days: [mon, funday], time: '08:00-18:00'}]}\n",
+    {"day",
+     "firewall:\n  schedules:\n    s: {entries: [{days: [mon, funday], time: '08:00-18:00'}]}\n",
      "firewall.schedules.s.entries[0].days: invalid day 'funday': expected mon..sun or "
      "monday..sunday"},
     {"time", "firewall:\n  schedules:\n    s: {entries: [{days: [mon], time: '25:00-26:00'}]}\n",
@@ -195,7 +205,8 @@ static const struct bad bad_schedules[] = {
      "HH:MM-HH:MM"},
     {"time format", "firewall:\n  schedules:\n    s: {entries: [{days: [mon], time: '8-18'}]}\n",
      "invalid time range '8-18'"},
-    {"empty window", "firewall:\n  schedules:\n    s: {entries: [{days: [mon], time: '08:00-08:00'}]}\n",
+    {"empty window",
+     "firewall:\n  schedules:\n    s: {entries: [{days: [mon], time: '08:00-08:00'}]}\n",
      "invalid time range '08:00-08:00'"},
     {"no days", "firewall:\n  schedules:\n    s: {entries: [{days: [], time: '08:00-09:00'}]}\n",
      "a schedule entry needs at least one day"},
@@ -216,22 +227,31 @@ static const struct bad bad_zones[] = {
      "zones.zones[1].id: duplicate zone id 'lan'"},
     {"no interfaces", "zones:\n  zones: [{id: lan, interfaces: []}]\n",
      "zones.zones[0].interfaces: zone 'lan' has no interfaces"},
-    {"interface twice", "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [a]}]\n",
+    {"interface twice",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [a]}]\n",
      "zones.zones[1].interfaces: interface 'a' is in zones 'lan' and 'wan'"},
-    {"unknown from", "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: dmz, to: lan, policy: allow}]\n",
+    {"unknown from",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: dmz, to: lan, policy: "
+     "allow}]\n",
      "zones.policies[0].from: unknown zone 'dmz'"},
-    {"unknown to", "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: lan, to: dmz, policy: allow}]\n",
+    {"unknown to",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: lan, to: dmz, policy: "
+     "allow}]\n",
      "zones.policies[0].to: unknown zone 'dmz'"},
-    {"from == to", "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: lan, to: lan, policy: allow}]\n",
+    {"from == to",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}]\n  policies: [{from: lan, to: lan, policy: "
+     "allow}]\n",
      "zones.policies[0].to: policy from zone 'lan' to itself"},
-    {"bad word", "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [b]}]\n"
-		 "  policies: [{from: lan, to: wan, policy: maybe}]\n",
+    {"bad word",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [b]}]\n"
+     "  policies: [{from: lan, to: wan, policy: maybe}]\n",
      "invalid value 'maybe' for field 'zones.policies[0].policy': expected one of allow, permit, "
      "accept, deny, drop, reject"},
     {"default word", "zones:\n  zones: [{id: lan, interfaces: [a], default_policy: open}]\n",
      "invalid value 'open' for field 'zones.zones[0].default_policy'"},
-    {"policy required", "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [b]}]\n"
-			"  policies: [{from: lan, to: wan}]\n",
+    {"policy required",
+     "zones:\n  zones: [{id: lan, interfaces: [a]}, {id: wan, interfaces: [b]}]\n"
+     "  policies: [{from: lan, to: wan}]\n",
      "missing field `policy`"},
 };
 
@@ -244,8 +264,8 @@ Test(fw_rules, every_zone_violation_is_rejected_with_its_text)
 		unit_expect_cfg_error(bad_zones[i].yaml, bad_zones[i].want);
 	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "zones:\n  zones:\n");
 	for (int i = 0; i < 65; i++)
-		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "    - {id: z%d, interfaces: [i%d]}\n",
-				      i, i);
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+				      "    - {id: z%d, interfaces: [i%d]}\n", i, i);
 	unit_expect_cfg_error(yaml, "validation error: zones.zones: count 65 exceeds maximum 64");
 }
 
@@ -258,24 +278,25 @@ Test(fw_rules, defaults_and_accepted_forms)
 {
 	char err[1024];
 	struct es_config *c = unit_cfg(
-	    MIN_AGENT "firewall:\n"
-		      "  aliases:\n"
-		      "    office: {type: ip_set, values: ['198.18.0.0/15', '2001:db8:10::/48']}\n"
-		      "    grp: {type: interface_group, interfaces: [veth0]}\n"
-		      "  schedules:\n"
-		      "    night: {entries: [{days: [mon, Tuesday], time: '22:00-06:00'}]}\n"
-		      "  rules:\n"
-		      "    - {id: a, priority: 5, action: Pass, protocol: '*', src_ip: 10.1.2.3,\n"
-		      "       dst_port: '80', scope: 'interface:veth0', state: [new, ESTABLISHED]}\n"
-		      "    - {id: b, priority: 7, action: block, protocol: TCP, src_port: {start: 1, "
-		      "end: 2},\n"
-		      "       dst_ip: '2001:db8::1', flags: S/SA, ct_states: [related]}\n"
-		      "    - {id: c, priority: 9, action: log, protocol: icmp, icmp_type: 8, "
-		      "icmp_code: 0,\n"
-		      "       src_alias: office, schedule: night, scope: {interface: grp}, dscp_mark: 46,\n"
-		      "       negate_source: true, src_mac: '02:00:00:00:00:AA', max_states: 10}\n"
-		      "    - {id: d, priority: 9, action: drop, scope: 'namespace:ve', vlan_id: 200,\n"
-		      "       reply_to: true}\n",
+	    MIN_AGENT
+	    "firewall:\n"
+	    "  aliases:\n"
+	    "    office: {type: ip_set, values: ['198.18.0.0/15', '2001:db8:10::/48']}\n"
+	    "    grp: {type: interface_group, interfaces: [veth0]}\n"
+	    "  schedules:\n"
+	    "    night: {entries: [{days: [mon, Tuesday], time: '22:00-06:00'}]}\n"
+	    "  rules:\n"
+	    "    - {id: a, priority: 5, action: Pass, protocol: '*', src_ip: 10.1.2.3,\n"
+	    "       dst_port: '80', scope: 'interface:veth0', state: [new, ESTABLISHED]}\n"
+	    "    - {id: b, priority: 7, action: block, protocol: TCP, src_port: {start: 1, "
+	    "end: 2},\n"
+	    "       dst_ip: '2001:db8::1', flags: S/SA, ct_states: [related]}\n"
+	    "    - {id: c, priority: 9, action: log, protocol: icmp, icmp_type: 8, "
+	    "icmp_code: 0,\n"
+	    "       src_alias: office, schedule: night, scope: {interface: grp}, dscp_mark: 46,\n"
+	    "       negate_source: true, src_mac: '02:00:00:00:00:AA', max_states: 10}\n"
+	    "    - {id: d, priority: 9, action: drop, scope: 'namespace:ve', vlan_id: 200,\n"
+	    "       reply_to: true}\n",
 	    err, sizeof(err));
 	const struct fw_cfg *f;
 
@@ -313,10 +334,10 @@ Test(fw_rules, defaults_and_accepted_forms)
 Test(fw_rules, warnings_for_legal_but_suspicious_rules)
 {
 	char err[1024];
-	struct es_config *c =
-	    unit_cfg(MIN_AGENT "firewall:\n  default_policy: drop\n  rules:\n"
-			       "    - {id: a, priority: 5, action: allow, protocol: tcp, flags: SF/S}\n",
-		     err, sizeof(err));
+	struct es_config *c = unit_cfg(
+	    MIN_AGENT "firewall:\n  default_policy: drop\n  rules:\n"
+		      "    - {id: a, priority: 5, action: allow, protocol: tcp, flags: SF/S}\n",
+	    err, sizeof(err));
 	bool flags = false, nd = false;
 
 	cr_assert_not_null(c, "%s", err);
@@ -327,8 +348,9 @@ Test(fw_rules, warnings_for_legal_but_suspicious_rules)
 	cr_expect(flags, "flags set bits outside the mask warn");
 	cr_expect(nd, "default drop without ICMPv6 135/136 warns");
 	es_config_put(c);
-	c = unit_cfg(MIN_AGENT "firewall:\n  default_policy: drop\n  rules:\n"
-			       "    - {id: nd, priority: 5, action: allow, protocol: icmp, icmp_type: 135}\n",
+	c = unit_cfg(MIN_AGENT
+		     "firewall:\n  default_policy: drop\n  rules:\n"
+		     "    - {id: nd, priority: 5, action: allow, protocol: icmp, icmp_type: 135}\n",
 		     err, sizeof(err));
 	cr_assert_not_null(c, "%s", err);
 	for (size_t i = 0; i < c->n_warnings; i++)
@@ -409,11 +431,12 @@ static struct tm at(int wday, int h, int m)
 
 Test(fw_rules, schedules_in_local_time_with_midnight_wrap)
 {
-	json_t *j = json_loads("{\"office\":{\"entries\":[{\"days\":[\"mon\",\"friday\"],"
-			       "\"time\":\"08:00-18:00\"}]},"
-			       "\"night\":{\"entries\":[{\"days\":[\"sat\"],\"time\":\"22:00-06:00\"}]},"
-			       "\"late\":{\"entries\":[{\"days\":[\"sun\"],\"time\":\"23:00-24:00\"}]}}",
-			       0, NULL);
+	json_t *j =
+	    json_loads("{\"office\":{\"entries\":[{\"days\":[\"mon\",\"friday\"],"
+		       "\"time\":\"08:00-18:00\"}]},"
+		       "\"night\":{\"entries\":[{\"days\":[\"sat\"],\"time\":\"22:00-06:00\"}]},"
+		       "\"late\":{\"entries\":[{\"days\":[\"sun\"],\"time\":\"23:00-24:00\"}]}}",
+		       0, NULL);
 	struct fw_schedules s;
 	struct es_cfg c;
 	struct tm t;
@@ -464,10 +487,10 @@ Test(fw_rules, schedule_clock_is_injectable)
 
 Test(fw_rules, scheduled_rules_compile_only_inside_their_window)
 {
-	json_t *sj = json_loads("{\"biz\":{\"entries\":[{\"days\":[\"wed\"],\"time\":\"09:00-17:00\"}]}}",
-				0, NULL);
-	json_t *rj = json_loads("{\"id\":\"s\",\"priority\":1,\"action\":\"deny\",\"schedule\":\"biz\"}",
-				0, NULL);
+	json_t *sj = json_loads(
+	    "{\"biz\":{\"entries\":[{\"days\":[\"wed\"],\"time\":\"09:00-17:00\"}]}}", 0, NULL);
+	json_t *rj = json_loads(
+	    "{\"id\":\"s\",\"priority\":1,\"action\":\"deny\",\"schedule\":\"biz\"}", 0, NULL);
 	struct fw_schedules s;
 	struct fw_rule r;
 	struct fw_image img;
@@ -515,9 +538,10 @@ Test(fw_rules, url_table_bodies)
 
 Test(fw_rules, dynamic_alias_contents_keep_the_last_good_list)
 {
-	json_t *j = json_loads("{\"u\":{\"type\":\"url_table\",\"url\":\"http://x/\","
-			       "\"refresh_interval\":9},\"n\":{\"type\":\"nested\",\"aliases\":[\"u\"]}}",
-			       0, NULL);
+	json_t *j =
+	    json_loads("{\"u\":{\"type\":\"url_table\",\"url\":\"http://x/\","
+		       "\"refresh_interval\":9},\"n\":{\"type\":\"nested\",\"aliases\":[\"u\"]}}",
+		       0, NULL);
 	struct fw_aliases a;
 	struct es_cfg c;
 	struct es_cidr one, *out = NULL;

@@ -113,8 +113,8 @@ static int parse_zone(struct es_cfg *c, const json_t *o, const char *path, struc
 						    nz->interfaces[i], z->z[k].id, nz->id);
 		for (size_t k = 0; k < i; k++)
 			if (!strcmp(nz->interfaces[k], nz->interfaces[i]))
-				return FAIL(c, o, path, "interfaces",
-					    "interface '%s' listed twice", nz->interfaces[i]);
+				return FAIL(c, o, path, "interfaces", "interface '%s' listed twice",
+					    nz->interfaces[i]);
 	}
 	return policy_word(c, o, path, "default_policy", &nz->default_policy, 3);
 }
@@ -188,7 +188,7 @@ static void *zones_parse(struct es_cfg *c, const json_t *node, const char *path,
 		zp->to = (uint8_t)(t + 1);
 		z->np++;
 		r = 0;
-pfail:
+	pfail:
 		free(from);
 		free(to);
 		if (r)
@@ -215,10 +215,10 @@ static json_t *zones_to_json(const void *cfg)
 						    z->z[i].default_policy ? "deny" : "allow"));
 	}
 	for (size_t i = 0; i < z->np; i++)
-		json_array_append_new(ps, json_pack("{s:s,s:s,s:s}", "from",
-						    z->z[z->p[i].from - 1].id, "to",
-						    z->z[z->p[i].to - 1].id, "policy",
-						    z->p[i].policy ? "deny" : "allow"));
+		json_array_append_new(ps,
+				      json_pack("{s:s,s:s,s:s}", "from", z->z[z->p[i].from - 1].id,
+						"to", z->z[z->p[i].to - 1].id, "policy",
+						z->p[i].policy ? "deny" : "allow"));
 	return json_pack("{s:b,s:o,s:o}", "enabled", z->enabled, "zones", zs, "policies", ps);
 }
 
@@ -363,7 +363,8 @@ static void apply_locked(const struct zones_cfg *z)
 	if (r) {
 		snprintf(inactive_reason, sizeof(inactive_reason),
 			 "zone gate unavailable (xdp_firewall not loaded): %s", strerror(-r));
-		pr_warn("zones are configured but cannot be enforced", LF_STR("error", strerror(-r)));
+		pr_warn("zones are configured but cannot be enforced",
+			LF_STR("error", strerror(-r)));
 		return;
 	}
 	active = true;
@@ -435,10 +436,10 @@ static void h_zones(const struct es_req *req, struct es_resp *resp)
 
 		for (char **p = cur->z[i].interfaces; p && *p; p++)
 			json_array_append_new(ifs, json_string(*p));
-		json_array_append_new(zs, json_pack("{s:s,s:i,s:o,s:s}", "id", cur->z[i].id,
-						    "index", (int)(i + 1), "interfaces", ifs,
-						    "default_policy",
-						    cur->z[i].default_policy ? "deny" : "allow"));
+		json_array_append_new(zs,
+				      json_pack("{s:s,s:i,s:o,s:s}", "id", cur->z[i].id, "index",
+						(int)(i + 1), "interfaces", ifs, "default_policy",
+						cur->z[i].default_policy ? "deny" : "allow"));
 	}
 	for (size_t i = 0; cur && i < cur->np; i++)
 		json_array_append_new(ps, json_pack("{s:s,s:s,s:s}", "from",

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-only */
 /*
- * Random firewall rule sets and packets for the differential tests (unit:
- * the compiled image; kernel: the real program), and the reference first
- * match taken from the rules' definition.
+ * Firewall test helpers shared by the unit and kernel tests: rules from JSON,
+ * random rule sets and packets for the differential tests (unit: the
+ * compiled image; kernel: the real program), and the reference first match
+ * taken from the rules' definition.
  */
-#ifndef ES_TEST_FW_RAND_H
-#define ES_TEST_FW_RAND_H
+#ifndef ES_TEST_FW_TEST_H
+#define ES_TEST_FW_TEST_H
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -21,6 +22,20 @@
 	"\"mixed\":{\"type\":\"ip_set\",\"values\":[\"198.18.2.0/24\",\"2001:db8:2::/64\"]},"      \
 	"\"nest\":{\"type\":\"nested\",\"aliases\":[\"set4\",\"mixed\"]},"                         \
 	"\"ports\":{\"type\":\"port_set\",\"values\":[1,\"3-9\",\"60000-65535\"]}}"
+
+/* Parse a rule from JSON text (the REST door: no positions). */
+static inline void fw_test_rule(struct fw_rule *r, const char *json)
+{
+	json_error_t je;
+	json_t *o = json_loads(json, 0, &je);
+	struct es_cfg c;
+
+	cr_assert_not_null(o, "bad test JSON: %s", je.text);
+	es_cfg_init(&c, NULL);
+	cr_assert_eq(fw_rule_parse(&c, o, "rule", r), 0, "%s: %s", json, c.err.msg);
+	es_cfg_release(&c);
+	json_decref(o);
+}
 
 static uint64_t fw_rng = 88172645463325252ull;
 
