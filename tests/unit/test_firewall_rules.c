@@ -51,14 +51,14 @@ static const struct bad bad_rules[] = {
      "firewall.rules[0].dst_ip: src_ip and dst_ip must be of the same IP family (got IPv4 and "
      "IPv6)"},
     {"port range order", RULE("protocol: tcp, dst_port: '90-80'"),
-     "firewall.rules[0].dst_port: invalid port range '90-80': start port 90 is greater than end "
-     "port 80"},
+     "invalid port range '90-80': start port 90 is greater than end port 80 "
+     "(firewall.rules[0].dst_port at line 5"},
     {"port number", RULE("protocol: tcp, dst_port: 70000"),
-     "firewall.rules[0].dst_port: invalid port 70000: must be 0-65535"},
+     "invalid port range '70000': port out of range (0-65535) (firewall.rules[0].dst_port"},
     {"port object order", RULE("protocol: udp, src_port: {start: 9, end: 3}"),
-     "firewall.rules[0].src_port: invalid port range: start 9 > end 3"},
+     "invalid port range '9-3': start port 9 is greater than end port 3"},
     {"port word", RULE("dst_port: http"),
-     "firewall.rules[0].dst_port: invalid port range 'http': invalid port number"},
+     "invalid port range 'http': invalid port number (firewall.rules[0].dst_port"},
     {"ports need tcp/udp", RULE("protocol: icmp, dst_port: 80"),
      "firewall.rules[0].dst_port: ports need protocol tcp, udp or any (not icmp)"},
     {"vlan range", RULE("vlan_id: 4095"),

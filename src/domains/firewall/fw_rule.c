@@ -79,50 +79,19 @@ static int parse_cidr_field(struct es_cfg *c, const json_t *o, const char *path,
 	return 0;
 }
 
-/* `80`, `"80"`, `"a-b"` or `{start, end}`. */
+/* `80`, `"80"`, `"a-b"` or `{start, end}`: one range. */
 static int parse_port_field(struct es_cfg *c, const json_t *o, const char *path, const char *key,
 			    struct fw_ports *out)
 {
-	const json_t *v = json_object_get(o, key);
 	struct es_port_range r;
-	char why[128], full[300];
+	bool present;
 
 	out->r = NULL;
 	out->n = 0;
-	if (!v || json_is_null(v))
+	if (es_cfg_port_range(c, o, path, key, &r, &present))
+		return -EINVAL;
+	if (!present)
 		return 0;
-	if (json_is_integer(v)) {
-		json_int_t i = json_integer_value(v);
-
-		if (i < 0 || i > 65535)
-			return FAIL(c, o, path, key, "invalid port %lld: must be 0-65535",
-				    (long long)i);
-		r.start = r.end = (uint16_t)i;
-	} else if (json_is_string(v)) {
-		if (es_port_range_parse(json_string_value(v), &r, why, sizeof(why)))
-			return FAIL(c, o, path, key, "invalid port range '%s': %s",
-				    json_string_value(v), why);
-	} else if (json_is_object(v)) {
-		uint16_t s, e;
-
-		es_path_key(full, sizeof(full), path, key);
-		if (es_cfg_u16(c, v, full, "start", &s, 0) || es_cfg_u16(c, v, full, "end", &e, 0))
-			return -EINVAL;
-		if (!json_object_get(v, "start") || !json_object_get(v, "end"))
-			return es_cfg_fail(c, ES_ERR_PARSE, v, full, "", SIZE_MAX,
-					   "missing field `%s`",
-					   json_object_get(v, "start") ? "end" : "start");
-		if (s > e)
-			return FAIL(c, o, path, key, "invalid port range: start %u > end %u", s, e);
-		r.start = s;
-		r.end = e;
-	} else {
-		char d[320];
-
-		es_json_describe(v, d, sizeof(d));
-		return es_cfg_fail(c, ES_ERR_PARSE, o, path, key, 0,
-				   "invalid type: %s, expected a port or port range", d);
-	}
 	out->r = malloc(sizeof(*out->r));
 	if (!out->r)
 		return -ENOMEM;
