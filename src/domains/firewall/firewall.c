@@ -57,7 +57,6 @@ static void cfg_put(struct fw_cfg *f)
 	fw_schedules_free(&f->schedules);
 	es_strv_free(f->anti_lockout.interfaces);
 	free(f->anti_lockout.ports);
-	json_decref(f->scrub);
 	free(f);
 }
 
@@ -168,7 +167,7 @@ static void warn_nd(struct es_cfg *c, const struct fw_cfg *f)
 static void *fw_parse(struct es_cfg *c, const json_t *node, const char *path, const json_t *root)
 {
 	struct fw_cfg *f = calloc(1, sizeof(*f));
-	json_t *rules, *item, *o;
+	json_t *rules, *item;
 	const json_t *ct;
 	bool ct_on = false;
 	char p[300], ip[320], why[256];
@@ -194,8 +193,6 @@ static void *fw_parse(struct es_cfg *c, const json_t *node, const char *path, co
 		goto fail;
 	if (parse_anti_lockout(c, node, path, &f->anti_lockout))
 		goto fail;
-	if ((o = json_object_get(node, "scrub")))
-		f->scrub = json_deep_copy(o);
 
 	ct = json_object_get(json_object_get(root, "conntrack"), "enabled");
 	ct_on = json_is_true(ct);
@@ -268,8 +265,6 @@ static json_t *fw_to_json(const void *cfg)
 	json_object_set_new(o, "anti_lockout",
 			    json_pack("{s:b,s:o,s:o}", "enabled", f->anti_lockout.enabled,
 				      "interfaces", ifs, "ports", ports));
-	if (f->scrub)
-		json_object_set(o, "scrub", f->scrub);
 	return o;
 }
 

@@ -331,7 +331,7 @@ struct fw_cfg {
 	struct fw_aliases aliases;
 	struct fw_schedules schedules;
 	struct fw_anti_lockout anti_lockout;
-	json_t *scrub; /* passed through (network.md §5) */
+	/* firewall.scrub belongs to the scrub domain (its own nested section). */
 };
 
 /*
