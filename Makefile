@@ -48,7 +48,7 @@ TEST_BPF_SRCS := $(sort $(wildcard tests/kernel/*.bpf.c))
 BPF_NAMES := $(notdir $(BPF_SRCS:.bpf.c=))
 BPF_OBJS  := $(addprefix $(BPFOUT)/,$(BPF_NAMES:=.bpf.o))
 SKELS     := $(addprefix $(GEN)/skel/,$(BPF_NAMES:=.skel.h))
-BPF_HDRS  := $(wildcard src/kernel/bpf/*.h src/abi/*.h)
+BPF_HDRS  := $(wildcard src/kernel/bpf/*.h src/abi/*.h src/domains/*/*.bpf.h)
 
 LIB_SRCS  := $(sort $(wildcard src/core/*.c src/kernel/*.c src/api/*.c src/cli/*.c \
 	       src/domains/*/*.c src/agent/*.c))

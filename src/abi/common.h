@@ -86,7 +86,16 @@ enum es_xdp_slot {
 	X(NAT_UNTRANSLATABLE, "nat_not_translatable") /* not TCP/UDP/ICMP echo, or a fragment */   \
 	X(NAT_TRANSLATED, "nat_translated")                                                        \
 	X(NAT_NO_ADDRESS, "nat_interface_without_address")                                         \
-	X(NAT_PORT_EXHAUSTED, "nat_port_exhausted")
+	X(NAT_PORT_EXHAUSTED, "nat_port_exhausted")                                                \
+	X(RL_DROP, "ratelimit_drop")                                                               \
+	X(RL_MONITOR, "ratelimit_over_limit_monitor") /* action pass: reported, passed */          \
+	X(DDOS_SYNCOOKIE, "ddos_syncookie_sent")      /* SYN answered at XDP (XDP_TX) */           \
+	X(DDOS_SYN_DROP, "ddos_syn_drop")	      /* over threshold, no cookie possible */     \
+	X(DDOS_BAD_COOKIE, "ddos_bad_cookie_ack")     /* ACK to a listener, cookie invalid */      \
+	X(DDOS_ICMP_DROP, "ddos_icmp_drop")                                                        \
+	X(DDOS_AMP_DROP, "ddos_amplification_drop")                                                \
+	X(DDOS_FLOOD_DROP, "ddos_conn_flood_drop") /* half-open, RST, FIN or ACK flood */          \
+	X(DDOS_BLOCKED, "ddos_auto_block_drop")
 
 enum es_reason {
 #define ES_REASON_ENUM(n, s) ES_R_##n,

@@ -22,11 +22,11 @@ extern const struct es_domain es_domain_scrub;
 extern const struct es_domain es_domain_routing;
 extern const struct es_domain es_domain_ips;
 extern const struct es_domain es_domain_zones;
+extern const struct es_domain es_domain_ratelimit;
+extern const struct es_domain es_domain_ddos;
 
 ES_DOMAIN_PENDING(es_domain_geoip, "geoip");
 ES_DOMAIN_PENDING(es_domain_l7, "l7");
-ES_DOMAIN_PENDING(es_domain_ratelimit, "ratelimit");
-ES_DOMAIN_PENDING(es_domain_ddos, "ddos");
 ES_DOMAIN_PENDING(es_domain_loadbalancer, "loadbalancer");
 ES_DOMAIN_PENDING(es_domain_threatintel, "threatintel");
 ES_DOMAIN_PENDING(es_domain_dlp, "dlp");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 /* Response helpers and query parsing with the standard error model (§3.2). */
 #include "api/route.h"
+#include "core/cfg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -98,4 +99,16 @@ int es_query_bool(const struct es_req *req, struct es_resp *resp, const char *na
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void es_resp_cfg_error(struct es_resp *resp, const struct es_cfg *c, const char *what)
+{
+	const struct es_error *e = &c->err;
+
+	if (e->kind == ES_ERR_PARSE)
+		es_resp_error(resp, 422, "INVALID_BODY", "%s%s%s", e->path, e->path[0] ? ": " : "",
+			      e->msg);
+	else
+		es_resp_error(resp, 400, "VALIDATION_ERROR", "invalid %s: %s%s%s", what, e->path,
+			      e->path[0] ? ": " : "", e->msg);
 }

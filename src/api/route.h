@@ -73,6 +73,14 @@ void es_resp_text(struct es_resp *r, int status, const char *content_type, const
 void es_resp_header(struct es_resp *r, const char *name, const char *value);
 void es_resp_clear(struct es_resp *r);
 
+struct es_cfg;
+/*
+ * A REST body rejected by the config accessors (core/cfg.h): missing fields
+ * and wrong types answer 422 INVALID_BODY, bad values 400 VALIDATION_ERROR
+ * with "invalid <what>: <field>: <reason>".
+ */
+void es_resp_cfg_error(struct es_resp *resp, const struct es_cfg *c, const char *what);
+
 /*
  * Query parameter helpers with the INVALID_QUERY error model: return 0 with
  * *out set (default when absent) or -EINVAL after writing a 400 response.

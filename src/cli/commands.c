@@ -89,6 +89,8 @@ extern const struct es_cli_cmd nat_cli_cmds[];
 extern const struct es_cli_cmd routing_cli_cmds[];
 extern const struct es_cli_cmd ips_cli_cmds[];
 extern const struct es_cli_cmd fw_cli_cmds[];
+extern const struct es_cli_cmd rl_cli_cmds[];
+extern const struct es_cli_cmd ddos_cli_cmds[];
 
 /* One table per line keeps parallel additions from colliding. */
 const struct es_cli_cmd *const es_cli_tables[] = {
@@ -100,5 +102,7 @@ const struct es_cli_cmd *const es_cli_tables[] = {
     routing_cli_cmds, /* routing */
     ips_cli_cmds,     /* ips */
     fw_cli_cmds,      /* firewall */
+    rl_cli_cmds,      /* ratelimit */
+    ddos_cli_cmds,    /* ddos */
     NULL,
 };

@@ -7,6 +7,7 @@
 #ifndef ES_AUDIT_H
 #define ES_AUDIT_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 struct es_audit_entry {
@@ -48,6 +49,12 @@ struct es_audit_sink {
 void es_audit_set_sink(const struct es_audit_sink *sink);
 void es_audit(const struct es_audit_entry *e);
 void es_audit_rule_change(const struct es_rule_change *c);
+/*
+ * Record a REST rule change (actor "api") with before/after documents in
+ * their REST shape (either may be NULL). Borrows the JSON values.
+ */
+void es_audit_rule_json(const char *component, const char *rule_id, const char *action,
+			const json_t *before, const json_t *after);
 
 /*
  * The identity acting on this thread (the REST middleware sets it around each

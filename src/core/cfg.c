@@ -509,3 +509,41 @@ int es_cfg_port_range(struct es_cfg *c, const json_t *obj, const char *path, con
 				   buf, why);
 	return 0;
 }
+
+int es_cfg_item(struct es_cfg *c, const json_t *obj, const char *path, const char *type)
+{
+	char d[64];
+
+	if (json_is_object(obj))
+		return 0;
+	es_json_describe(obj, d, sizeof(d));
+	return es_cfg_fail(c, ES_ERR_PARSE, obj, path, "", SIZE_MAX,
+			   "invalid type: %s, expected struct %s", d, type);
+}
+
+int es_cfg_max_len(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
+		   size_t max)
+{
+	const json_t *v = field(obj, key);
+
+	if (json_is_string(v) && json_string_length(v) > max)
+		return es_cfg_fail(c, ES_ERR_VALIDATION, obj, path, key, 0,
+				   "%s exceeds maximum length of %zu characters (got %zu)", key,
+				   max, json_string_length(v));
+	return 0;
+}
+
+int es_cfg_rule_id(struct es_cfg *c, const json_t *obj, const char *path, char **out)
+{
+	if (es_cfg_max_len(c, obj, path, "id", 256) || es_cfg_req_str(c, obj, path, "id", out))
+		return -EINVAL;
+	if (es_id_valid(*out))
+		return 0;
+	es_cfg_fail(c, ES_ERR_VALIDATION, obj, path, "id", 0,
+		    "invalid id '%s': must be non-empty and contain only letters, digits, '-' and "
+		    "'_'",
+		    *out);
+	free(*out);
+	*out = NULL;
+	return -EINVAL;
+}

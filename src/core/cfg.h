@@ -137,6 +137,18 @@ int es_cfg_enum(struct es_cfg *c, const json_t *obj, const char *path, const cha
 int es_cfg_enum_exact(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
 		      const char *const *names, int *out, int def);
 
+/*
+ * Checks shared by rule-like items (YAML list items and REST bodies):
+ * es_cfg_item: obj must be a mapping ("expected struct <type>");
+ * es_cfg_max_len: a string field at most max bytes (interfaces.md §3.2);
+ * es_cfg_rule_id: the required `id`, at most 256 bytes of [A-Za-z0-9_-]
+ * (*out malloc'd). Each returns 0 or -EINVAL with the error recorded.
+ */
+int es_cfg_item(struct es_cfg *c, const json_t *obj, const char *path, const char *type);
+int es_cfg_max_len(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
+		   size_t max);
+int es_cfg_rule_id(struct es_cfg *c, const json_t *obj, const char *path, char **out);
+
 /* Describe a JSON value the way serde does in type errors ("string \"x\""). */
 void es_json_describe(const json_t *v, char *buf, size_t len);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -122,4 +123,22 @@ void es_audit_set_actor(const char *sub)
 const char *es_audit_actor(void)
 {
 	return audit_actor;
+}
+
+void es_audit_rule_json(const char *component, const char *rule_id, const char *action,
+			const json_t *before, const json_t *after)
+{
+	char *b = before ? json_dumps(before, JSON_COMPACT) : NULL;
+	char *a = after ? json_dumps(after, JSON_COMPACT) : NULL;
+
+	es_audit_rule_change(&(struct es_rule_change){
+	    .component = component,
+	    .rule_id = rule_id,
+	    .action = action,
+	    .actor = "api",
+	    .before = b,
+	    .after = a,
+	});
+	free(b);
+	free(a);
 }

@@ -228,3 +228,9 @@ bool es_id_valid(const char *s)
 	}
 	return n <= 256;
 }
+
+bool es_country_code_valid(const char *s)
+{
+	return s && strlen(s) == 2 && ((s[0] | 0x20) >= 'a' && (s[0] | 0x20) <= 'z') &&
+	       ((s[1] | 0x20) >= 'a' && (s[1] | 0x20) <= 'z');
+}

@@ -54,6 +54,9 @@ static inline unsigned es_cidr_plen128(const struct es_cidr *c)
 int es_port_range_parse(const char *s, struct es_port_range *out, char *why, size_t whylen);
 void es_port_range_format(const struct es_port_range *r, char *buf, size_t len);
 
+/* ISO 3166 alpha-2 shape: two ASCII letters, either case. */
+bool es_country_code_valid(const char *s);
+
 /* Rule identifiers: non-empty, [A-Za-z0-9_-], at most 256 bytes. */
 bool es_id_valid(const char *s);
 

@@ -376,3 +376,34 @@ def xdp_prog_name(ns, ifname):
         return None
     p = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(pid)).stdout)
     return p.get("name")
+
+
+XDP_PASS_OBJ = os.path.join(ROOT, "build", "bpf", "xdp_pass.bpf.o")
+
+
+def attach_pass_xdp(ns, ifname):
+    """A pass-through XDP program (native mode) on a lab veth, so XDP_TX frames
+    its peer sends are received (KERNEL-NOTES.md: veth drops them otherwise)."""
+    if not os.path.exists(XDP_PASS_OBJ):
+        subprocess.run(["make", "-C", ROOT, "--no-print-directory", "build/bpf/xdp_pass.bpf.o"],
+                       check=True, capture_output=True)
+    sh("ip", "link", "set", "dev", ifname, "xdpdrv", "obj", XDP_PASS_OBJ, "sec", "xdp", ns=ns)
+
+
+def wait_tcp(ns, addr, port, timeout=10):
+    """Until something accepts connections on addr:port inside ns."""
+    import socket
+
+    def accepts():
+        with in_netns(ns):
+            s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+        s.settimeout(0.5)
+        try:
+            s.connect((addr, port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+    if not wait_until(accepts, timeout=timeout):
+        raise AssertionError(f"nothing listens on {addr}:{port} in {ns}")

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: AGPL-3.0-only */
+/*
+ * Rate-limit ABI (network.md §6.2): the policy value every lookup yields, the
+ * per-source state of each algorithm, LPM keys and counters. Shared by
+ * xdp_ratelimit, the ratelimit domain and the DDoS domain (throttle
+ * overrides are exact RATELIMIT_CONFIG entries).
+ */
+#ifndef ES_ABI_RATELIMIT_H
+#define ES_ABI_RATELIMIT_H
+
+#include "common.h"
+
+enum es_rl_algo {
+	ES_RL_ALGO_TOKEN_BUCKET = 0,
+	ES_RL_ALGO_FIXED_WINDOW = 1,
+	ES_RL_ALGO_SLIDING_WINDOW = 2,
+	ES_RL_ALGO_LEAKY_BUCKET = 3,
+	ES_RL_ALGO_SYN_COOKIE = 4,
+	ES_RL_ALGO__COUNT,
+};
+
+#define ES_RL_ACT_PASS 0 /* monitor: count and report, never drop */
+#define ES_RL_ACT_DROP 1
+
+#define ES_RL_SCOPE_SOURCE 0
+#define ES_RL_SCOPE_GLOBAL 1
+
+/* Policy tags (event rule_id and state key): 0 default, index + 1, tiers, overrides. */
+#define ES_RL_TAG_DEFAULT 0u
+#define ES_RL_TAG_TIER 0x80000000u
+#define ES_RL_TAG_OVERRIDE 0x40000000u
+
+/*
+ * RATELIMIT_CONFIG value, 24 bytes. ns_per_token: token and syn_cookie =
+ * 10^9 / rate; fixed, sliding and leaky = rate (packets per second); 0 =
+ * disabled. burst: token burst, leaky capacity.
+ */
+struct es_rl_config {
+	__u64 ns_per_token;
+	__u64 burst;
+	__u8 action;	/* ES_RL_ACT_* */
+	__u8 algorithm; /* enum es_rl_algo */
+	__u8 scope;	/* ES_RL_SCOPE_* */
+	__u8 pad;
+	__u32 tag;
+};
+
+/* A 16-byte address key (network order, IPv4 mapped; network.md §0 "addr16"). */
+struct es_addr16 {
+	__u8 addr[16];
+};
+
+/* State key: the source (all-ones for global scope) and the policy tag. */
+struct es_rl_key {
+	__u8 addr[16];
+	__u32 tag;
+};
+
+struct es_rl_token_state {
+	__u64 tokens;
+	__u64 last_refill_ns;
+};
+
+struct es_rl_fixed_state {
+	__u64 pkt_count;
+	__u64 window_start;
+};
+
+#define ES_RL_SLOTS 8
+#define ES_RL_SLOT_NS 125000000ull
+
+struct es_rl_sliding_state {
+	__u32 slots[ES_RL_SLOTS];
+	__u32 current_slot;
+	__u32 pad;
+	__u64 slot_start_ns;
+	__u64 window_total;
+};
+
+struct es_rl_leaky_state {
+	__u64 level;
+	__u64 last_update_ns;
+};
+
+/* LPM keys: prefix length then the address in network order. */
+struct es_lpm_v4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct es_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* RL_LPM_SRC_V4/V6 value: the country tier of a source range. */
+struct es_rl_tier_ref {
+	__u8 tier_id;
+	__u8 pad[3];
+};
+
+#define ES_RL_MAX_TIERS 16
+
+/*
+ * rl_globals (ARRAY, one u32 per writer so domains never overwrite each
+ * other): which lookups can match, so an empty stage costs nothing.
+ */
+enum es_rl_global {
+	ES_RL_G_FLAGS = 0,     /* ES_RL_HAS_*, written by the ratelimit domain */
+	ES_RL_G_OVERRIDES = 1, /* exact overrides installed (DDoS throttle) */
+	ES_RL_G_BLOCKS = 2,    /* DDoS auto-block entries installed */
+	ES_RL_G__COUNT = 4,
+};
+
+#define ES_RL_HAS_DEFAULT 0x01u
+#define ES_RL_HAS_POLICY_V4 0x02u
+#define ES_RL_HAS_POLICY_V6 0x04u
+#define ES_RL_HAS_TIERS 0x08u
+
+/* RATELIMIT_METRICS per-CPU indices. */
+enum es_rl_metric {
+	ES_RL_M_PASSED = 0,
+	ES_RL_M_THROTTLED,
+	ES_RL_M_ERRORS,
+	ES_RL_M_EVENTS_DROPPED,
+	ES_RL_M_TOTAL_SEEN,
+	ES_RL_M__COUNT,
+};
+
+/* Ratelimit event actions (es_pkt_event.action). */
+#define ES_RL_EV_OVER_LIMIT 0
+#define ES_RL_EV_DROP 1
+
+#ifndef __bpf__
+#include <string.h>
+
+/*
+ * Fill a policy value for userspace writers: token and syn_cookie store ns
+ * per token, the window algorithms the rate itself (network.md §6.2).
+ */
+static inline void es_rl_config_fill(struct es_rl_config *out, __u64 rate, __u64 burst, __u8 algo,
+				     __u8 action, __u8 scope, __u32 tag)
+{
+	memset(out, 0, sizeof(*out));
+	if (algo == ES_RL_ALGO_TOKEN_BUCKET || algo == ES_RL_ALGO_SYN_COOKIE)
+		out->ns_per_token = rate ? 1000000000ull / rate : 0;
+	else
+		out->ns_per_token = rate;
+	if (rate && !out->ns_per_token)
+		out->ns_per_token = 1;
+	out->burst = burst;
+	out->action = action;
+	out->algorithm = algo;
+	out->scope = scope;
+	out->tag = tag;
+}
+
+_Static_assert(sizeof(struct es_rl_config) == 24, "ratelimit_config is 24 bytes");
+_Static_assert(offsetof(struct es_rl_config, action) == 16, "action @16");
+_Static_assert(offsetof(struct es_rl_config, algorithm) == 17, "algorithm @17");
+_Static_assert(offsetof(struct es_rl_config, scope) == 18, "scope @18");
+_Static_assert(offsetof(struct es_rl_config, tag) == 20, "tag @20");
+_Static_assert(sizeof(struct es_rl_key) == 20, "state key");
+_Static_assert(sizeof(struct es_rl_sliding_state) == 56, "sliding window state is 56 bytes");
+_Static_assert(offsetof(struct es_rl_sliding_state, slot_start_ns) == 40, "slot_start_ns");
+_Static_assert(sizeof(struct es_lpm_v4) == 8 && sizeof(struct es_lpm_v6) == 20, "LPM keys");
+#endif
+
+#endif

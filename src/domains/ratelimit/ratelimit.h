@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: AGPL-3.0-only */
+/*
+ * Rate-limit domain (network.md §6): configuration model, validation shared by
+ * the YAML section and REST bodies, compilation into xdp_ratelimit's maps,
+ * and the runtime rule list behind /api/v1/ratelimit/rules.
+ */
+#ifndef ES_RATELIMIT_H
+#define ES_RATELIMIT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "abi/ratelimit.h"
+#include "core/cfg.h"
+#include "core/net.h"
+
+#define RL_MAX_RULES 10000
+#define RL_MAX_RATE 1000000000ull
+
+struct rl_rule {
+	char *id;
+	uint64_t rate;
+	uint64_t burst;
+	uint8_t action;	   /* ES_RL_ACT_* */
+	uint8_t scope;	   /* ES_RL_SCOPE_* */
+	uint8_t algorithm; /* enum es_rl_algo */
+	bool enabled;
+	bool has_cidr; /* false: /0 of both families */
+	struct es_cidr cidr;
+	char **country_codes; /* informational; NULL-terminated or NULL */
+};
+
+struct rl_tier {
+	uint8_t tier_id;
+	char **country_codes;
+	uint64_t rate;
+	uint64_t burst;
+	uint8_t algorithm;
+	uint8_t action;
+};
+
+/*
+ * Parse one rule (YAML item or REST body) into out. REST bodies pass
+ * rest = true: rate and burst are then required. Returns 0 or -EINVAL with
+ * the error recorded in c; out is cleared with rl_rule_clear() either way.
+ */
+int rl_rule_parse(struct es_cfg *c, const json_t *obj, const char *path, bool rest,
+		  struct rl_rule *out);
+void rl_rule_clear(struct rl_rule *r);
+/* The REST shape (RlRule). New reference. */
+json_t *rl_rule_json(const struct rl_rule *r);
+const char *rl_algo_name(uint8_t algo);
+
+/* Runtime rule operations (REST). 0, -EEXIST (duplicate id), -ENOENT, -ENOSPC. */
+int rl_rules_add(const struct rl_rule *r);
+int rl_rules_delete(const char *id, json_t **removed);
+json_t *rl_rules_json(void);
+
+#endif

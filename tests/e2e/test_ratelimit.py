@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: AGPL-3.0-only
+"""Rate limiting end to end: policy CRUD over REST and the CLI, and a real
+flood from the peer namespace cut to the policy's rate."""
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import need
+from lab import in_netns, metric, sh, xdp_prog_name
+
+RL_ON = "ratelimit:\n  enabled: true\n  default_rate: 0\n"
+
+
+def wait_prog(agent, name="xdp_ratelimit", timeout=15):
+    """/readyz turns ready with the chain head; later programs may still be loading."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        progs = agent.get("/api/v1/ebpf/status").json()["programs"]
+        if any(p["name"] == name and p["loaded"] for p in progs):
+            return agent
+        time.sleep(0.1)
+    raise AssertionError(f"{name} not loaded\n" + agent.log()[-3000:])
+
+
+def test_policy_crud_rest(make_agent):
+    a = make_agent(RL_ON + "  rules:\n    - { id: cfg-1, src_ip: 203.0.113.0/24, rate: 50,"
+                   " burst: 60, algorithm: sliding_window }\n").start()
+    wait_prog(a)
+    rules = a.get("/api/v1/ratelimit/rules").json()
+    assert rules == [{"id": "cfg-1", "scope": "source_ip", "rate": 50, "burst": 60,
+                      "action": "drop", "algorithm": "sliding_window",
+                      "src_ip": "203.0.113.0/24", "enabled": True}]
+    r = a.post("/api/v1/ratelimit/rules",
+               json={"id": "api-1", "rate": 10, "burst": 20, "action": "allow",
+                     "scope": "global", "algorithm": "leakybucket", "src_ip": "2001:db8::1"})
+    assert r.status_code == 201, r.text
+    assert r.json() == {"id": "api-1", "scope": "global", "rate": 10, "burst": 20,
+                        "action": "pass", "algorithm": "leaky_bucket",
+                        "src_ip": "2001:db8::1/128", "enabled": True}
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "api-2", "rate": 10, "burst": 20})
+    assert r.status_code == 201 and r.json()["src_ip"] is None
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "api-1", "rate": 10, "burst": 20})
+    assert r.status_code == 409
+    assert r.json() == {"error": {"code": "DUPLICATE_RULE", "message": "duplicate rule: api-1"}}
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "bad", "rate": 0, "burst": 20})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert "rate" in r.json()["error"]["message"]
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "bad", "rate": 5, "burst": 5,
+                                                "algorithm": "magic"})
+    assert r.status_code == 400
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "bad", "rate": 5, "burst": 5,
+                                                "src_ip": "10.0.0.0/33"})
+    assert r.status_code == 400 and "invalid CIDR notation" in r.json()["error"]["message"]
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "bad", "rate": 5})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "INVALID_BODY"
+    r = a.post("/api/v1/ratelimit/rules", json={"id": "bad", "rate": "x", "burst": 1})
+    assert r.status_code == 422
+    assert [x["id"] for x in a.get("/api/v1/ratelimit/rules").json()] == \
+        ["cfg-1", "api-1", "api-2"]
+    m = a.metrics()
+    assert metric(m, "ebpfsentinel_rules_loaded", component="ratelimit") == 3
+    assert a.delete("/api/v1/ratelimit/rules/api-1").status_code == 204
+    r = a.delete("/api/v1/ratelimit/rules/api-1")
+    assert r.status_code == 404
+    assert r.json()["error"] == {"code": "RULE_NOT_FOUND", "message": "rule not found: api-1"}
+    progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
+    assert progs["xdp_ratelimit"] is True
+
+
+def test_policy_crud_cli(make_agent):
+    a = make_agent(RL_ON).start()
+    wait_prog(a)
+    port = str(a.http_port)
+    r = a.cli("ratelimit", "--port", port, "add", "--json",
+              '{"id":"cli-1","rate":100,"burst":200,"src_ip":"198.51.100.0/24"}')
+    assert r.returncode == 0, r.stderr
+    r = a.cli("-o", "json", "ratelimit", "--port", port, "list")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["id"] == "cli-1"
+    r = a.cli("ratelimit", "--port", port, "list")
+    assert "CLI-1" not in r.stdout and "cli-1" in r.stdout and "ALGORITHM" in r.stdout
+    r = a.cli("ratelimit", "--port", port, "add", "--json", "{nope")
+    assert r.returncode == 1 and r.stderr.startswith("Error: invalid JSON:")
+    r = a.cli("ratelimit", "--port", port, "delete", "cli-1")
+    assert r.returncode == 0 and r.stdout.strip() == "Rate limit rule deleted: cli-1"
+    r = a.cli("ratelimit", "--port", port, "delete", "cli-1")
+    assert r.returncode == 1
+    assert r.stderr.strip() == "Error: rule not found: cli-1 (RULE_NOT_FOUND): 404 Not Found"
+
+
+def udp_counter(ns, addr, port):
+    """A UDP sink in ns counting datagrams with first/last arrival times."""
+    st = {"n": 0, "first": None, "last": None, "stop": False}
+    with in_netns(ns):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind((addr, port))
+    s.settimeout(0.2)
+
+    def loop():
+        while not st["stop"]:
+            try:
+                s.recv(2048)
+            except socket.timeout:
+                continue
+            now = time.monotonic()
+            st["n"] += 1
+            st["first"] = st["first"] or now
+            st["last"] = now
+        s.close()
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return st, t
+
+
+def test_flood_is_cut_to_the_policy_rate(lab, make_agent):
+    need("hping3")
+    a = make_agent("firewall:\n  enabled: false\n" + RL_ON +
+                   "  rules:\n    - { id: peer, src_ip: 198.51.100.2/32, rate: 1000,"
+                   " burst: 50 }\n").start()
+    wait_prog(a)
+    assert xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_ratelimit"
+    st, t = udp_counter(lab.agent_ns, "198.51.100.1", 9999)
+    before = a.metrics()
+    t0 = time.monotonic()
+    # ~5000 pps offered for ~3 s, from one CPU (per-CPU buckets: one flow, one CPU).
+    sh("taskset", "-c", "0", "hping3", "--udp", "-p", "9999", "-i", "u200", "-c", "15000",
+       "-d", "32", "198.51.100.1", ns=lab.peer_ns, check=False, timeout=60)
+    elapsed = time.monotonic() - t0
+    time.sleep(0.5)
+    st["stop"] = True
+    t.join(2)
+    after = a.metrics()
+    rl = dict(interface="RATELIMIT_METRICS")
+    seen = (metric(after, "ebpfsentinel_packets_total", action="total_seen", **rl)
+            - metric(before, "ebpfsentinel_packets_total", action="total_seen", **rl))
+    dropped = (metric(after, "ebpfsentinel_packets_total", action="dropped", **rl)
+               - metric(before, "ebpfsentinel_packets_total", action="dropped", **rl))
+    offered = seen / elapsed
+    assert offered > 2000, f"the generator only offered {offered:.0f} pps"
+    assert dropped > 0
+    window = st["last"] - st["first"]
+    rate = (st["n"] - 50) / window
+    assert 800 <= rate <= 1200, \
+        f"delivered {st['n']} in {window:.2f}s = {rate:.0f} pps (offered {offered:.0f} pps)"
+    m = a.metrics()
+    assert metric(m, "ebpfsentinel_packets_total", interface="ratelimit", action="drop") > 0
+
+
+def test_monitor_policy_never_drops(lab, make_agent):
+    a = make_agent(RL_ON + "  rules:\n    - { id: mon, rate: 2, burst: 2, action: pass }\n").start()
+    wait_prog(a)
+    r = sh("ping", "-c", "10", "-i", "0.05", "-W", "1", "198.51.100.1", ns=lab.peer_ns,
+           check=False)
+    assert " 0% packet loss" in r.stdout, r.stdout
+    m = a.metrics()
+    assert metric(m, "ebpfsentinel_kernel_reasons_total", program="xdp_ratelimit",
+                  reason="ratelimit_over_limit_monitor") >= 5
+
+
+def test_firewall_chain_reaches_ratelimit(lab, make_agent):
+    """With the firewall on, xdp_ratelimit sits in tail-call slot 0 behind it."""
+    a = make_agent("firewall:\n  enabled: true\n" + RL_ON +
+                   "  rules:\n    - { id: tight, rate: 1, burst: 3 }\n").start()
+    wait_prog(a)
+    assert xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_firewall"
+    r = sh("ping", "-c", "8", "-i", "0.05", "-W", "1", "198.51.100.1", ns=lab.peer_ns,
+           check=False)
+    assert "3 received" in r.stdout or "4 received" in r.stdout, r.stdout
