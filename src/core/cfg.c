@@ -241,7 +241,7 @@ int es_cfg_u64(struct es_cfg *c, const json_t *obj, const char *path, const char
 	       uint64_t *out, uint64_t def)
 {
 	bool present;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (read_uint(c, obj, path, key, UINT64_MAX, "u64", &v, &present))
 		return -EINVAL;
@@ -253,7 +253,7 @@ int es_cfg_u32(struct es_cfg *c, const json_t *obj, const char *path, const char
 	       uint32_t *out, uint32_t def)
 {
 	bool present;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (read_uint(c, obj, path, key, UINT32_MAX, "u32", &v, &present))
 		return -EINVAL;
@@ -265,7 +265,7 @@ int es_cfg_u16(struct es_cfg *c, const json_t *obj, const char *path, const char
 	       uint16_t *out, uint16_t def)
 {
 	bool present;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (read_uint(c, obj, path, key, UINT16_MAX, "u16", &v, &present))
 		return -EINVAL;
@@ -277,7 +277,7 @@ int es_cfg_u8(struct es_cfg *c, const json_t *obj, const char *path, const char 
 	      uint8_t def)
 {
 	bool present;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (read_uint(c, obj, path, key, UINT8_MAX, "u8", &v, &present))
 		return -EINVAL;
