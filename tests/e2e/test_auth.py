@@ -185,6 +185,49 @@ def test_roles_on_write_endpoints_and_the_acting_identity_is_audited(jwt_agent):
     assert h["entries"][0]["sub"] == "root@example"
 
 
+def test_firewall_rule_history_names_each_token_sub(make_agent, tmp_path):
+    """Created, changed and deleted through the API: three versions with the
+    right before/after documents and the sub of the token that made each."""
+    key = new_key()
+    kp = tmp_path / "jwt.pem"
+    kp.write_bytes(pem_public(key))
+    kp.chmod(0o600)
+    a = make_agent(extra_yaml=(
+        f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
+        f"    issuer: {ISS}\n    audience: {AUD}\n"
+        f"audit:\n  storage_path: {tmp_path}/audit.redb\n"
+        "firewall:\n  mode: block\n  rules: []\n")).start()
+    body = {"id": "web", "priority": 7, "action": "deny", "protocol": "tcp", "dst_port": 8081}
+    r = a.post("/api/v1/firewall/rules", json=body,
+               headers=bearer(token(key, sub="alice")))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    r = a.request("PUT", "/api/v1/firewall/rules/web", json=dict(body, dst_port="8081-8089"),
+                  headers=bearer(token(key, sub="bob")))
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    r = a.delete("/api/v1/firewall/rules/web", headers=bearer(token(key, sub="carol")))
+    assert r.status_code == 204
+    hdr = bearer(token(key, sub="auditor", role="viewer"))
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        h = a.get("/api/v1/audit/rules/web/history", headers=hdr).json()
+        if len(h["entries"]) == 3:
+            break
+        time.sleep(0.1)
+    assert h["rule_id"] == "web"
+    got = [(e["version"], e["action"], e["actor"], e["sub"], e["component"])
+           for e in h["entries"]]
+    assert got == [(3, "rule_removed", "api", "carol", "firewall"),
+                   (2, "rule_updated", "api", "bob", "firewall"),
+                   (1, "rule_added", "api", "alice", "firewall")], got
+    v3, v2, v1 = h["entries"]
+    assert v1["before"] is None and json.loads(v1["after"]) == created
+    assert json.loads(v2["before"]) == created and json.loads(v2["after"]) == changed
+    assert json.loads(v2["after"])["dst_port"] == "8081-8089"
+    assert json.loads(v3["before"]) == changed and v3["after"] is None
+
+
 def writes_until_429(a, hdr):
     """POST reloads on one keep-alive connection until the limiter answers 429.
     Returns (writes accepted, the 429 response); the bucket (60) refills one

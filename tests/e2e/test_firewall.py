@@ -171,6 +171,38 @@ def test_rest_errors_and_reads(lab, make_agent):
     assert metric(m, "ebpfsentinel_rules_loaded", component="firewall") == 5
 
 
+def test_put_replaces_a_rule_in_the_kernel(lab, make_agent):
+    """PUT /api/v1/firewall/rules/{id} (beyond the reference): the new rule
+    enforces within a second, the old one no longer does; refusals."""
+    a = make_agent(fw_yaml("    - {id: d, priority: 5, action: deny, protocol: tcp, "
+                           "dst_port: 6601}\n")).start()
+    p = "/api/v1/firewall/rules/d"
+    srv = tcp_listen(lab.agent_ns, [("0.0.0.0", 6601), ("0.0.0.0", 6602), ("::", 6602)])
+    try:
+        assert tcp_try(lab.peer_ns, [(A4, 6601), (A4, 6602)], 0.3) == [False, True]
+        r = a.request("PUT", p, json={"priority": 5, "action": "deny", "protocol": "tcp",
+                                      "dst_port": 6602})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == "d" and r.json()["dst_port"] == "6602"
+        assert wait_until(lambda: tcp_try(lab.peer_ns, [(A4, 6601), (A4, 6602), (A6, 6602)],
+                                          0.3) == [True, False, False], 1.0)
+        assert [x["id"] for x in a.get("/api/v1/firewall/rules").json()].count("d") == 1
+    finally:
+        srv.stop()
+    r = a.request("PUT", p, json={"id": "other", "priority": 5, "action": "deny"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == \
+        "invalid rule: id: must equal the rule id in the path (d)"
+    r = a.request("PUT", p, json={"priority": 0, "action": "deny"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == \
+        "invalid rule: invalid priority: must be > 0"
+    r = a.request("PUT", "/api/v1/firewall/rules/ghost", json={"priority": 1, "action": "deny"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "RULE_NOT_FOUND"
+    r = a.request("PUT", "/api/v1/firewall/rules/anti-lockout-22",
+                  json={"priority": 1, "action": "deny"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert rule(a, "d")["dst_port"] == "6602", "refused changes leave the rule as it was"
+
+
 def test_default_drop_keeps_anti_lockout_ssh_reachable(lab, make_agent):
     static_neighbours(lab)
     rules = "    - {id: deny-any, priority: 1, action: deny}\n"

@@ -1015,6 +1015,53 @@ out:
 	return ret;
 }
 
+int fw_rt_replace(const struct fw_rule *r, json_t **before, char *why, size_t len)
+{
+	const char *key = NULL;
+	struct fw_rule copy, saved;
+	ssize_t i;
+	int ret;
+
+	*before = NULL;
+	pthread_mutex_lock(&ctl_lock);
+	if (!rt.cfg) {
+		snprintf(why, len, "firewall not running");
+		ret = -ENODEV;
+		goto out;
+	}
+	if (fw_ruleset_find(&rt.sys, r->id) >= 0) {
+		ret = -EPERM;
+		goto out;
+	}
+	i = fw_ruleset_find(&rt.live, r->id);
+	if (i < 0) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (fw_rule_check_refs(r, &rt.cfg->aliases, &rt.cfg->schedules, &key, why, len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if ((ret = fw_rule_copy(&copy, r)))
+		goto out;
+	/* Same place among equal priorities: the rule keeps its configuration order. */
+	copy.order = rt.live.v[i].order;
+	saved = rt.live.v[i];
+	rt.live.v[i] = copy;
+	ret = recompile(why, len);
+	if (ret) {
+		rt.live.v[i] = saved;
+		fw_rule_free(&copy);
+		ret = -EINVAL;
+	} else {
+		*before = fw_rule_to_json(&saved);
+		fw_rule_free(&saved);
+	}
+out:
+	pthread_mutex_unlock(&ctl_lock);
+	return ret;
+}
+
 uint64_t fw_rt_hits(const char *id)
 {
 	uint64_t n = 0;

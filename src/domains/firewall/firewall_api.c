@@ -86,34 +86,41 @@ static void audit(const char *id, const char *action, const json_t *before, cons
 	free(a);
 }
 
-static void h_create(const struct es_req *req, struct es_resp *resp)
+/* Parse a rule body (create and replace); answers the request on failure. */
+static int parse_body(const struct es_req *req, struct es_resp *resp, struct fw_rule *r)
 {
 	struct es_cfg c;
-	struct fw_rule r;
-	char why[256];
-	json_t *doc, *scope;
 	int ret;
 
 	if (!json_is_object(req->body)) {
 		es_resp_error(resp, 422, "INVALID_BODY", "expected a JSON object");
-		return;
+		return -EINVAL;
 	}
 	if (check_lengths(req->body, resp))
-		return;
+		return -EINVAL;
 	es_cfg_init(&c, NULL);
-	if (fw_rule_parse(&c, req->body, "", &r)) {
-		if (c.err.kind == ES_ERR_PARSE)
-			es_resp_error(resp, 422, "INVALID_BODY", "%s", c.err.msg);
-		else
-			es_resp_error(resp, 400, "VALIDATION_ERROR", "invalid rule: %s", c.err.msg);
-		es_cfg_release(&c);
-		return;
-	}
+	ret = fw_rule_parse(&c, req->body, "", r);
+	if (ret && c.err.kind == ES_ERR_PARSE)
+		es_resp_error(resp, 422, "INVALID_BODY", "%s", c.err.msg);
+	else if (ret)
+		es_resp_error(resp, 400, "VALIDATION_ERROR", "invalid rule: %s", c.err.msg);
 	es_cfg_release(&c);
-	r.order = 0;
+	if (!ret)
+		r->order = 0;
+	return ret ? -EINVAL : 0;
+}
+
+static void h_create(const struct es_req *req, struct es_resp *resp)
+{
+	struct fw_rule r;
+	char why[256];
+	json_t *doc;
+	int ret;
+
+	if (parse_body(req, resp, &r))
+		return;
 	doc = fw_rule_to_json(&r);
-	scope = json_object_get(doc, "scope");
-	if (es_auth_check_scope(req, resp, json_string_value(scope)))
+	if (es_auth_check_scope(req, resp, json_string_value(json_object_get(doc, "scope"))))
 		goto out;
 	ret = fw_rt_add(&r, why, sizeof(why));
 	if (ret == -EEXIST) {
@@ -130,6 +137,71 @@ static void h_create(const struct es_req *req, struct es_resp *resp)
 out:
 	json_decref(doc);
 	fw_rule_free(&r);
+}
+
+/*
+ * PUT /api/v1/firewall/rules/{id} (beyond the reference, which can only add
+ * and delete): the whole rule is replaced; the body's id, when present, must
+ * be the path's. The operator needs the namespace of the old and the new scope.
+ */
+static void h_replace(const struct es_req *req, struct es_resp *resp)
+{
+	const char *id = req->param(req, "id");
+	const json_t *bid = json_is_object(req->body) ? json_object_get(req->body, "id") : NULL;
+	json_t *cur, *doc = NULL, *before = NULL;
+	struct fw_rule r;
+	bool system, parsed = false;
+	char *scope = NULL, why[256];
+	int ret;
+
+	cur = fw_rt_rule_json(id, &system, &scope);
+	if (!cur) {
+		es_resp_error(resp, 404, "RULE_NOT_FOUND", "rule not found: %s", id);
+		return;
+	}
+	if (system) {
+		es_resp_error(resp, 403, "PERMISSION_DENIED",
+			      "permission denied: cannot modify system rule: %s", id);
+		goto out;
+	}
+	if (es_auth_check_scope(req, resp, scope))
+		goto out;
+	if (bid && !(json_is_string(bid) && !strcmp(json_string_value(bid), id))) {
+		es_resp_error(resp, 400, "VALIDATION_ERROR",
+			      "invalid rule: id: must equal the rule id in the path (%s)", id);
+		goto out;
+	}
+	if (!bid && json_is_object(req->body))
+		json_object_set_new((json_t *)req->body, "id", json_string(id));
+	if (parse_body(req, resp, &r))
+		goto out;
+	parsed = true;
+	doc = fw_rule_to_json(&r);
+	if (es_auth_check_scope(req, resp, json_string_value(json_object_get(doc, "scope"))))
+		goto out;
+	ret = fw_rt_replace(&r, &before, why, sizeof(why));
+	if (ret == -ENOENT) {
+		es_resp_error(resp, 404, "RULE_NOT_FOUND", "rule not found: %s", id);
+	} else if (ret == -EPERM) {
+		es_resp_error(resp, 403, "PERMISSION_DENIED",
+			      "permission denied: cannot modify system rule: %s", id);
+	} else if (ret == -ENODEV) {
+		es_resp_error(resp, 503, "SERVICE_UNAVAILABLE", "%s", why);
+	} else if (ret) {
+		es_resp_error(resp, 400, "VALIDATION_ERROR", "invalid rule: %s", why);
+	} else {
+		if (!json_equal(before, doc))
+			audit(id, "rule_updated", before, doc, req);
+		pr_info("firewall rule replaced", LF_STR("rule_id", id));
+		es_resp_json(resp, 200, json_incref(doc));
+	}
+out:
+	if (parsed)
+		fw_rule_free(&r);
+	json_decref(doc);
+	json_decref(before);
+	json_decref(cur);
+	free(scope);
 }
 
 static void h_delete(const struct es_req *req, struct es_resp *resp)
@@ -280,6 +352,7 @@ static void h_lpm_delete_owner(const struct es_req *req, struct es_resp *resp)
 const struct es_route fw_routes[] = {
     {"GET", "/api/v1/firewall/rules", h_list, 0},
     {"POST", "/api/v1/firewall/rules", h_create, ES_RT_NS | ES_RT_JSON},
+    {"PUT", "/api/v1/firewall/rules/{id}", h_replace, ES_RT_NS | ES_RT_JSON},
     {"DELETE", "/api/v1/firewall/rules/{id}", h_delete, ES_RT_NS},
     {"GET", "/api/v1/firewall/status", h_status, 0},
     {"GET", "/api/v1/firewall/schedules", h_schedules, 0},

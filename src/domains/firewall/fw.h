@@ -361,10 +361,13 @@ void fw_snap_put(struct fw_snap *s);
  * Runtime changes (REST). Each returns once the kernel runs the new set.
  * fw_rt_add: -EEXIST duplicate id, -EINVAL bad reference or compile refusal
  * (why says which). fw_rt_delete: -ENOENT, -EPERM for system rules; *before
- * gets the removed rule's JSON.
+ * gets the removed rule's JSON. fw_rt_replace: the user rule with r's id
+ * becomes r (keeping its configuration order); -ENOENT, -EPERM, -EINVAL as
+ * above; *before gets the replaced rule's JSON.
  */
 int fw_rt_add(const struct fw_rule *r, char *why, size_t len);
 int fw_rt_delete(const char *id, json_t **before);
+int fw_rt_replace(const struct fw_rule *r, json_t **before, char *why, size_t len);
 uint64_t fw_rt_hits(const char *id);
 /* The rule by id (user or system), as REST JSON, or NULL. */
 json_t *fw_rt_rule_json(const char *id, bool *system, char **scope);
