@@ -228,6 +228,50 @@ def test_firewall_rule_history_names_each_token_sub(make_agent, tmp_path):
     assert json.loads(v3["before"]) == changed and v3["after"] is None
 
 
+def test_namespace_rule_on_firewall_writes(make_agent, tmp_path):
+    """§4.4 NS rule: an operator writes only namespace:<granted> rules; global and
+    interface scopes need admin; for delete and replace the stored scope counts."""
+    key = new_key()
+    kp = tmp_path / "jwt.pem"
+    kp.write_bytes(pem_public(key))
+    kp.chmod(0o600)
+    a = make_agent(extra_yaml=(
+        f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
+        f"    issuer: {ISS}\n    audience: {AUD}\n"
+        "firewall:\n  rules:\n    - {id: dev-rule, priority: 9, action: deny, "
+        "protocol: udp, dst_port: 9, scope: \"namespace:dev\"}\n")).start()
+    prod = bearer(token(key, sub="op", role="operator", namespaces=["prod"]))
+    none = bearer(token(key, sub="op0", role="operator", namespaces=[]))
+    viewer = bearer(token(key, sub="v", role="viewer"))
+    p = "/api/v1/firewall/rules"
+
+    def body(rid, scope):
+        return {"id": rid, "priority": 5, "action": "deny", "protocol": "tcp",
+                "dst_port": 7000, "scope": scope}
+
+    assert error(a.post(p, json=body("g", "global"), headers=prod)) == (
+        403, "INSUFFICIENT_ROLE", "global and interface scopes require admin role")
+    assert error(a.post(p, json=body("i", "interface:lo"), headers=prod))[:2] == (
+        403, "INSUFFICIENT_ROLE")
+    assert error(a.post(p, json=body("d", "namespace:dev"), headers=prod))[:2] == (
+        403, "NAMESPACE_FORBIDDEN")
+    assert error(a.post(p, json=body("n", "namespace:prod"), headers=none))[:2] == (
+        403, "NAMESPACE_FORBIDDEN"), "an explicit empty array grants none"
+    assert error(a.post(p, json=body("v", "namespace:prod"), headers=viewer))[:2] == (
+        403, "INSUFFICIENT_ROLE")
+    r = a.post(p, json=body("mine", "namespace:prod"), headers=prod)
+    assert r.status_code == 201, r.text
+    # Moving a rule to a namespace the operator lacks is refused; so is touching dev's.
+    assert error(a.request("PUT", p + "/mine", json=body("mine", "namespace:dev"),
+                           headers=prod))[:2] == (403, "NAMESPACE_FORBIDDEN")
+    assert error(a.delete(p + "/dev-rule", headers=prod))[:2] == (403, "NAMESPACE_FORBIDDEN")
+    assert a.delete(p + "/ghost", headers=prod).status_code == 404
+    assert a.delete(p + "/mine", headers=prod).status_code == 204
+    assert a.delete(p + "/dev-rule", headers=bearer(token(key))).status_code == 204
+    ids = [x["id"] for x in a.get(p, headers=viewer).json()]
+    assert "mine" not in ids and "dev-rule" not in ids and "g" not in ids
+
+
 def writes_until_429(a, hdr):
     """POST reloads on one keep-alive connection until the limiter answers 429.
     Returns (writes accepted, the 429 response); the bucket (60) refills one
