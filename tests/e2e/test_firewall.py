@@ -376,4 +376,4 @@ def test_zone_policy_between_two_forwarded_networks(router, make_router_agent):
     a.send(signal.SIGHUP)
     assert wait_until(lambda: len(a.get("/api/v1/zones").json()["policies"]) == 2, 5)
     assert wait_until(lambda: ping(router.client, "203.0.113.2"), 5)
-    assert ping(router.client, "2001:db8:2::2")
+    assert wait_until(lambda: ping(router.client, "2001:db8:2::2"), 5)
