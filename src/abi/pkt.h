@@ -55,11 +55,12 @@ struct es_pkt {
 	__u8 vlan_depth;
 	__u8 ext_count; /* IPv6 extension headers skipped */
 	__u8 pad;
-	__u16 icmp_id; /* ICMP/ICMPv6 echo request/reply identifier (host order), else 0 */
-};
+	__u16 icmp_id;	       /* ICMP/ICMPv6 echo request/reply identifier (host order), else 0 */
+} __attribute__((aligned(8))); /* 8: the parser clears and fills it in words, not bytes */
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_pkt) == 72, "es_pkt layout");
+_Static_assert(_Alignof(struct es_pkt) == 8, "es_pkt alignment");
 _Static_assert(offsetof(struct es_pkt, eth_proto) == 44, "es_pkt eth_proto");
 _Static_assert(offsetof(struct es_pkt, icmp_id) == 70, "es_pkt icmp_id");
 #endif

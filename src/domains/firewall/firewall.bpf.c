@@ -33,15 +33,28 @@ FW_PINNED(fw_metrics, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_M__COUNT, 0
 FW_PINNED(fw_ctl, BPF_MAP_TYPE_ARRAY, __u32, __u32, 1, BPF_F_MMAPABLE);
 FW_PINNED(fw_bank, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_bank, ES_FW_BANKS, 0);
 
-/* The classifier: written by the agent through mmap into the inactive bank. */
-FW_PINNED(fw_cls, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_cls, ES_FW_BANKS *ES_FW_CLS_PER_BANK,
-	  BPF_F_MMAPABLE);
-FW_PINNED(fw_trie, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_row16, ES_FW_BANKS *ES_FW_TRIE_ROWS,
-	  BPF_F_MMAPABLE);
-FW_PINNED(fw_skip, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_skip, ES_FW_BANKS *ES_FW_SKIPS_PER_BANK,
-	  BPF_F_MMAPABLE);
-FW_PINNED(fw_vtab, BPF_MAP_TYPE_ARRAY, __u32, struct es_fw_row16, ES_FW_BANKS *ES_FW_VT_ROWS,
-	  BPF_F_MMAPABLE);
+/*
+ * The classifier: written by the agent through mmap into the inactive bank.
+ * One element per bank (the mmapped layout is the flat array of abi/firewall.h
+ * either way): a packet looks each table up once and then indexes into it,
+ * instead of one map lookup (key on the stack, bounds check) per row or record.
+ */
+struct fw_cls_bank {
+	struct es_fw_cls r[ES_FW_CLS_PER_BANK];
+};
+struct fw_trie_bank {
+	__u16 e[ES_FW_TRIE_PER_BANK];
+};
+struct fw_skip_bank {
+	struct es_fw_skip s[ES_FW_SKIPS_PER_BANK];
+};
+struct fw_vt_bank {
+	__u16 e[ES_FW_VT_ROWS * 256];
+};
+FW_PINNED(fw_cls, BPF_MAP_TYPE_ARRAY, __u32, struct fw_cls_bank, ES_FW_BANKS, BPF_F_MMAPABLE);
+FW_PINNED(fw_trie, BPF_MAP_TYPE_ARRAY, __u32, struct fw_trie_bank, ES_FW_BANKS, BPF_F_MMAPABLE);
+FW_PINNED(fw_skip, BPF_MAP_TYPE_ARRAY, __u32, struct fw_skip_bank, ES_FW_BANKS, BPF_F_MMAPABLE);
+FW_PINNED(fw_vtab, BPF_MAP_TYPE_ARRAY, __u32, struct fw_vt_bank, ES_FW_BANKS, BPF_F_MMAPABLE);
 FW_PINNED(fw_mac, BPF_MAP_TYPE_HASH, struct es_fw_mac_key, __u16, ES_FW_MACS_MAX, 0);
 
 /* FIREWALL_RULES / _V6: what to do for the matched position. */
@@ -60,13 +73,28 @@ FW_PINNED(fw_ifpos, BPF_MAP_TYPE_HASH, __u32, __u32, 256, 0);
 FW_PINNED(fw_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_SLOTS, 0);
 FW_PINNED(fw_sys_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_BANKS *ES_FW_SYS_MAX, 0);
 
-/* Per-packet scratch (kept off the stack). */
+/*
+ * Per-packet scratch (kept off the stack): the parsed packet, and a word the
+ * classifier passes class ids through so that the verifier sees them as
+ * unknown values (see fw_classify).
+ */
+struct fw_scratch {
+	struct es_pkt pkt; /* first: fw_scratch_of() */
+	__u32 launder;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct es_pkt);
+	__type(value, struct fw_scratch);
 } fw_pkt_ctx SEC(".maps");
+
+static __always_inline struct fw_scratch *fw_scratch_of(const struct es_pkt *pkt)
+{
+	return (struct fw_scratch *)pkt;
+}
 
 static __always_inline void fw_metric(__u32 idx)
 {
@@ -121,64 +149,65 @@ static __always_inline void fw_event(const struct es_pkt *pkt, __u32 ifindex, __
 
 /* ---- classifier ------------------------------------------------------------------ */
 
-static __always_inline __u32 fw_vt(__u32 bank, __u32 idx)
-{
-	__u32 row = bank * ES_FW_VT_ROWS + (idx >> 8);
-	struct es_fw_row16 *r = bpf_map_lookup_elem(&fw_vtab, &row);
+/* The tables of one bank, looked up once per packet. */
+struct fw_tabs {
+	struct fw_cls_bank *cls;
+	struct fw_trie_bank *trie;
+	struct fw_vt_bank *vt;
+	__u32 bank;
+};
 
-	return r ? r->e[idx & 0xff] : ES_FW_CLS_NONE;
+static __always_inline __u32 fw_vt(const struct fw_tabs *t, __u32 idx)
+{
+	barrier_var(idx); /* keep the bound the verifier needs */
+	if (idx >= ES_FW_VT_PER_BANK)
+		return ES_FW_CLS_NONE;
+	return t->vt->e[idx];
 }
 
-/* Class of a 16-byte mapped address in trie t. */
-static __always_inline __u32 fw_trie_class(__u32 bank, __u32 t, const __u8 *a, int v6)
+/* Class of a 16-byte mapped address in trie tr. */
+static __always_inline __u32 fw_trie_class(const struct fw_tabs *t, __u32 tr, const __u8 *a, int v6)
 {
-	__u32 base = bank * ES_FW_TRIE_ROWS, d = v6 ? 0 : 12, row;
-	struct es_fw_row16 *r;
+	__u32 d = v6 ? 0 : 12;
 	__u16 e;
 
-	row = base + t * 256 + a[d];
-	r = bpf_map_lookup_elem(&fw_trie, &row);
-	if (!r)
-		return ES_FW_CLS_NONE;
-	e = r->e[a[d + 1]];
+	e = t->trie->e[(tr * ES_FW_TRIE_L0 + ((__u32)a[d] << 8 | a[d + 1])) &
+		       (ES_FW_TRIE_CHUNKS_OFF - 1)];
 	d += 2;
 	for (int i = 0; i < ES_FW_TRIE_MAX_STEPS; i++) {
 		if (!(e & ES_FW_TE_PTR))
 			return e;
 		if (e & ES_FW_TE_SKIP) {
-			__u32 k = bank * ES_FW_SKIPS_PER_BANK + (e & (ES_FW_SKIPS_PER_BANK - 1));
-			struct es_fw_skip *s = bpf_map_lookup_elem(&fw_skip, &k);
+			struct fw_skip_bank *sb = bpf_map_lookup_elem(&fw_skip, &t->bank);
 			const __u64 *w = (const __u64 *)a;
+			struct es_fw_skip *s;
 
-			if (!s)
+			if (!sb)
 				return ES_FW_CLS_NONE;
+			s = &sb->s[e & (ES_FW_SKIPS_PER_BANK - 1)];
 			if (((w[0] ^ s->val[0]) & s->mask[0]) | ((w[1] ^ s->val[1]) & s->mask[1]))
 				return s->miss;
 			e = s->next;
 			d = s->depth;
 		} else {
-			row =
-			    base + ES_FW_TRIE_CHUNKS_OFF / 256 + (e & (ES_FW_CHUNKS_PER_BANK - 1));
-			r = bpf_map_lookup_elem(&fw_trie, &row);
-			if (!r)
-				return ES_FW_CLS_NONE;
-			e = r->e[a[d & 15]];
+			e = t->trie->e[ES_FW_TRIE_CHUNKS_OFF +
+				       ((__u32)(e & (ES_FW_CHUNKS_PER_BANK - 1)) << 8) + a[d & 15]];
 			d++;
 		}
 	}
 	return ES_FW_CLS_NONE; /* deeper than any valid trie: malformed, match nothing */
 }
 
-static __always_inline __u32 fw_mac_class(__u32 bank, const __u8 *mac, __u8 dir)
+static __always_inline __u32 fw_mac_class(const struct fw_tabs *t, const __u8 *mac, __u8 dir)
 {
-	struct es_fw_mac_key k = {.bank = (__u8)bank, .dir = dir};
+	struct es_fw_mac_key k = {.bank = (__u8)t->bank, .dir = dir};
 	__u16 *c;
 
 	__builtin_memcpy(k.mac, mac, 6);
 	c = bpf_map_lookup_elem(&fw_mac, &k);
 	if (c)
 		return *c;
-	return fw_vt(bank, dir ? ES_FW_VT_DMAC_MISS : ES_FW_VT_SMAC_MISS);
+	return fw_vt(t, dir ? ES_FW_VT_DMAC_MISS : ES_FW_VT_SMAC_MISS);
 }
 
 /*
@@ -290,76 +319,74 @@ static __always_inline __u32 fw_ifpos_of(__u32 ifindex)
 	return p && *p < ES_FW_MAX_IFACES ? *p : ES_FW_VT_NONE_IFACE;
 }
 
+/* Class of the packet on dimension d (a constant once unrolled). */
+static __always_inline __u32 fw_dim_class(int d, const struct fw_tabs *t, struct xdp_md *ctx,
+					  const struct es_pkt *pkt, __u32 ct_state)
+{
+	int v6 = pkt->flags & ES_PKT_F_IPV6, l4 = pkt->flags & ES_PKT_F_L4;
+	int ports = l4 && (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP);
+	__u8 icmp = v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP;
+
+	switch (d) {
+	case ES_FW_D_SRC: return fw_trie_class(t, v6 ? ES_FW_T_SRC6 : ES_FW_T_SRC4, pkt->src, v6);
+	case ES_FW_D_DST: return fw_trie_class(t, v6 ? ES_FW_T_DST6 : ES_FW_T_DST4, pkt->dst, v6);
+	case ES_FW_D_PROTO: return fw_vt(t, (v6 ? ES_FW_VT_PROTO6 : ES_FW_VT_PROTO) + pkt->proto);
+	case ES_FW_D_DPORT:
+		return fw_vt(t, ES_FW_VT_DPORT + (ports ? pkt->dport : ES_FW_VT_NONE_PORT));
+	case ES_FW_D_SPORT:
+		return fw_vt(t, ES_FW_VT_SPORT + (ports ? pkt->sport : ES_FW_VT_NONE_PORT));
+	case ES_FW_D_ICMP:
+		return fw_vt(t, ES_FW_VT_ICMP + (l4 && pkt->proto == icmp
+						     ? ((__u32)pkt->icmp_type << 8 | pkt->icmp_code)
+						     : ES_FW_VT_NONE_ICMP));
+	case ES_FW_D_TCPF:
+		return fw_vt(t, ES_FW_VT_TCPF + (l4 && pkt->proto == IPPROTO_TCP
+						     ? (pkt->tcp_flags & 0x3f)
+						     : ES_FW_VT_NONE_TCPF));
+	case ES_FW_D_DSCP: return fw_vt(t, ES_FW_VT_DSCP + (pkt->dscp & 0x3f));
+	case ES_FW_D_VLAN: return fw_vt(t, ES_FW_VT_VLAN + (pkt->vlan_id & 0xfff));
+	case ES_FW_D_CT: return fw_vt(t, ES_FW_VT_CT + ct_state);
+	case ES_FW_D_IFACE: return fw_vt(t, ES_FW_VT_IFACE + fw_ifpos_of(ctx->ingress_ifindex));
+	case ES_FW_D_SMAC: return fw_mac_class(t, pkt->src_mac, 0);
+	default: return fw_mac_class(t, pkt->dst_mac, 1);
+	}
+}
+
 /*
- * Class records of dimensions [0, nd) by lookup (inactive ones among them
- * are the all-positions class); the rest point at that class too. 0, or -1
- * on a map failure.
+ * A class id read back from memory the verifier does not track: every record
+ * pointer then has the same shape (an unknown index into the bank), whatever
+ * path computed it, and states stay prunable (constant ids on some paths
+ * made the verifier walk every combination of dimensions).
+ */
+static __always_inline __u32 fw_launder(const struct es_pkt *pkt, __u32 c)
+{
+	volatile __u32 *w = &fw_scratch_of(pkt)->launder;
+
+	*w = c;
+	return *w & (ES_FW_CLS_PER_BANK - 1);
+}
+
+/*
+ * Class records of the packet: the active dimensions' by class, the others
+ * the all-positions record. 0, or -1 on a map failure.
  */
 static __always_inline int fw_classify(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 bank,
 				       __u32 dims, __u32 ct_state, struct fw_recs *rs)
 {
-	__u32 cls[ES_FW_D__COUNT], k;
-	int v6 = pkt->flags & ES_PKT_F_IPV6, l4 = pkt->flags & ES_PKT_F_L4;
-	int ports = l4 && (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP);
-	__u8 icmp = v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP;
+	struct fw_tabs t = {.bank = bank};
 	struct es_fw_cls *all;
 
-	k = bank * ES_FW_CLS_PER_BANK + ES_FW_CLS_ALL;
-	all = bpf_map_lookup_elem(&fw_cls, &k);
-	if (!all)
+	t.cls = bpf_map_lookup_elem(&fw_cls, &bank);
+	t.trie = bpf_map_lookup_elem(&fw_trie, &bank);
+	t.vt = bpf_map_lookup_elem(&fw_vtab, &bank);
+	if (!t.cls || !t.trie || !t.vt)
 		return -1;
+	all = &t.cls->r[fw_launder(pkt, ES_FW_CLS_ALL)];
 #pragma unroll
-	for (int d = 0; d < ES_FW_D__COUNT; d++) {
-		cls[d] = ES_FW_CLS_ALL;
-		rs->r[d] = all;
-	}
-	if (dims & (1u << ES_FW_D_SRC))
-		cls[ES_FW_D_SRC] =
-		    fw_trie_class(bank, v6 ? ES_FW_T_SRC6 : ES_FW_T_SRC4, pkt->src, v6);
-	if (dims & (1u << ES_FW_D_DST))
-		cls[ES_FW_D_DST] =
-		    fw_trie_class(bank, v6 ? ES_FW_T_DST6 : ES_FW_T_DST4, pkt->dst, v6);
-	if (dims & (1u << ES_FW_D_PROTO))
-		cls[ES_FW_D_PROTO] =
-		    fw_vt(bank, (v6 ? ES_FW_VT_PROTO6 : ES_FW_VT_PROTO) + pkt->proto);
-	if (dims & (1u << ES_FW_D_DPORT))
-		cls[ES_FW_D_DPORT] =
-		    fw_vt(bank, ES_FW_VT_DPORT + (ports ? pkt->dport : ES_FW_VT_NONE_PORT));
-	if (dims & (1u << ES_FW_D_SPORT))
-		cls[ES_FW_D_SPORT] =
-		    fw_vt(bank, ES_FW_VT_SPORT + (ports ? pkt->sport : ES_FW_VT_NONE_PORT));
-	if (dims & (1u << ES_FW_D_ICMP))
-		cls[ES_FW_D_ICMP] =
-		    fw_vt(bank, ES_FW_VT_ICMP + (l4 && pkt->proto == icmp
-						     ? ((__u32)pkt->icmp_type << 8 | pkt->icmp_code)
-						     : ES_FW_VT_NONE_ICMP));
-	if (dims & (1u << ES_FW_D_TCPF))
-		cls[ES_FW_D_TCPF] = fw_vt(bank, ES_FW_VT_TCPF + (l4 && pkt->proto == IPPROTO_TCP
-								     ? (pkt->tcp_flags & 0x3f)
-								     : ES_FW_VT_NONE_TCPF));
-	if (dims & (1u << ES_FW_D_DSCP))
-		cls[ES_FW_D_DSCP] = fw_vt(bank, ES_FW_VT_DSCP + (pkt->dscp & 0x3f));
-	if (dims & (1u << ES_FW_D_VLAN))
-		cls[ES_FW_D_VLAN] = fw_vt(bank, ES_FW_VT_VLAN + (pkt->vlan_id & 0xfff));
-	if (dims & (1u << ES_FW_D_CT))
-		cls[ES_FW_D_CT] = fw_vt(bank, ES_FW_VT_CT + ct_state);
-	if (dims & (1u << ES_FW_D_IFACE))
-		cls[ES_FW_D_IFACE] =
-		    fw_vt(bank, ES_FW_VT_IFACE + fw_ifpos_of(ctx->ingress_ifindex));
-	if (dims & (1u << ES_FW_D_SMAC))
-		cls[ES_FW_D_SMAC] = fw_mac_class(bank, pkt->src_mac, 0);
-	if (dims & (1u << ES_FW_D_DMAC))
-		cls[ES_FW_D_DMAC] = fw_mac_class(bank, pkt->dst_mac, 1);
-
-#pragma unroll
-	for (int d = 0; d < ES_FW_D__COUNT; d++) {
-		if (cls[d] == ES_FW_CLS_ALL || d >= rs->nd)
-			continue;
-		k = bank * ES_FW_CLS_PER_BANK + (cls[d] & (ES_FW_CLS_PER_BANK - 1));
-		rs->r[d] = bpf_map_lookup_elem(&fw_cls, &k);
-		if (!rs->r[d])
-			return -1;
-	}
+	for (int d = 0; d < ES_FW_D__COUNT; d++)
+		rs->r[d] = dims & (1u << d)
+			       ? &t.cls->r[fw_launder(pkt, fw_dim_class(d, &t, ctx, pkt, ct_state))]
+			       : all;
 	return 0;
 }
 
