@@ -2,6 +2,7 @@
 """Rate limiting end to end: policy CRUD over REST and the CLI, and a real
 flood from the peer namespace cut to the policy's rate."""
 import json
+import signal
 import socket
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from conftest import need
-from lab import in_netns, metric, sh, xdp_prog_name
+from lab import in_netns, map_dump, metric, sh, wait_until, xdp_prog_name
 
 RL_ON = "ratelimit:\n  enabled: true\n  default_rate: 0\n"
 
@@ -169,3 +170,45 @@ def test_firewall_chain_reaches_ratelimit(lab, make_agent):
     r = sh("ping", "-c", "8", "-i", "0.05", "-W", "1", "198.51.100.1", ns=lab.peer_ns,
            check=False)
     assert "3 received" in r.stdout or "4 received" in r.stdout, r.stdout
+
+
+def slot0(agent):
+    """Name of the program in tail-call slot 0 of the agent's pinned chain, or None."""
+    for e in map_dump(f"{agent.pin_dir}/xdp_prog_array"):
+        if e["key"] == 0:
+            p = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(e["value"])).stdout)
+            return p.get("name")
+    return None
+
+
+def pings(ns, n=8):
+    # One CPU: the buckets are per CPU.
+    r = sh("taskset", "-c", "0", "ping", "-c", str(n), "-i", "0.05", "-W", "1", "198.51.100.1", ns=ns, check=False)
+    return int(r.stdout.split(" received")[0].rsplit(" ", 1)[-1])
+
+
+def test_chain_follows_reloads(lab, make_agent):
+    """Head and slot 0 as the firewall and rate limiting come and go by reload."""
+    rl = RL_ON + "  rules:\n    - { id: tight, rate: 1, burst: 3 }\n"
+    a = make_agent("firewall:\n  enabled: false\n" + rl).start()
+    wait_prog(a)
+    assert xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_ratelimit"
+    assert pings(lab.peer_ns) in (3, 4)
+    # Firewall on: it becomes the head and tail-calls xdp_ratelimit in slot 0.
+    a.write_config("firewall:\n  enabled: true\n" + rl)
+    a.send(signal.SIGHUP)
+    assert wait_until(lambda: xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_firewall", 10)
+    assert slot0(a) == "xdp_ratelimit"
+    time.sleep(3)  # three tokens again
+    assert pings(lab.peer_ns) in (3, 4), "the limit still applies behind the firewall"
+    fw_seen = metric(a.metrics(), "ebpfsentinel_kernel_reasons_total", program="xdp_firewall",
+                     reason="firewall_default_pass")
+    assert fw_seen >= 8
+    # Rate limiting off: slot 0 emptied, the firewall alone passes everything.
+    a.write_config("firewall:\n  enabled: true\nratelimit:\n  enabled: false\n")
+    a.send(signal.SIGHUP)
+    assert wait_until(lambda: slot0(a) is None, 10)
+    progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
+    assert progs["xdp_ratelimit"] is False and progs["xdp_firewall"] is True
+    assert pings(lab.peer_ns) == 8
+    assert xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_firewall"

@@ -211,3 +211,22 @@ Test(ddos_cfg, sections_and_policy_rejections)
 	json_decref(j);
 	es_config_put(c);
 }
+
+Test(ddos_detect, short_test_ticks_keep_rates_per_second)
+{
+	struct ddos_policy p = pol("syn", DDOS_SYN_FLOOD, 500);
+	struct ddos_detector d = {.tick_ns = 100000000}; /* 100 ms */
+	struct trace tr = {0};
+
+	second(&d, &p, 1, DDOS_SYN_FLOOD, 100, &tr); /* 100 in 100 ms = 1000/s */
+	cr_expect_eq(d.active[DDOS_SYN_FLOOD]->current_pps, 300);
+	second(&d, &p, 1, DDOS_SYN_FLOOD, 100, &tr);
+	cr_expect_eq(d.active[DDOS_SYN_FLOOD]->current_pps, 510);
+	second(&d, &p, 1, DDOS_SYN_FLOOD, 100, &tr);
+	cr_expect_eq(d.active[DDOS_SYN_FLOOD]->status, DDOS_DETECTING);
+	second(&d, &p, 1, DDOS_SYN_FLOOD, 100, &tr);
+	cr_expect_eq(d.active[DDOS_SYN_FLOOD]->status, DDOS_ACTIVE, "tick counts unchanged");
+	cr_expect_eq(d.active[DDOS_SYN_FLOOD]->peak_pps, 759);
+	ddos_det_reset(&d);
+	cr_expect_eq(d.tick_ns, 100000000, "the tick length survives a reset");
+}

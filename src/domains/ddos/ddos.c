@@ -5,8 +5,11 @@
  * share its pinned maps), the namespace set-up for SYN cookies, and the
  * detector fed by the kernel's DDoS events with its mitigations.
  *
- * Auto-block: until the firewall's LPM block list exists, blocked sources go
- * into xdp_ratelimit's own ddos_block map (checked before anything else).
+ * Auto-block: blocked sources go into the firewall's LPM block list under the
+ * owner "ddos" (fw_lpm.c), so xdp_firewall drops them before any rule and an
+ * expiry removes only our ownership of a prefix other owners may share. While
+ * xdp_firewall is not running (xdp_ratelimit is then the chain head) they are
+ * also written into xdp_ratelimit's own ddos_block map, checked first there.
  */
 #define ES_LOG_TARGET "ebpfsentinel::ddos"
 #include "domains/ddos/ddos.h"
@@ -15,9 +18,12 @@
 #include "agent/domain.h"
 #include "api/metrics.h"
 #include "core/alert.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "domains/ddos/ddos_sys.h"
+#include "domains/firewall/firewall.h"
+#include "abi/firewall.h"
 #include "kernel/events.h"
 #include "kernel/kernel.h"
 
@@ -57,8 +63,11 @@ struct ddos_mit {
 	uint8_t addr[16];
 	enum ddos_attack attack;
 	bool block;	     /* else throttle */
+	bool own_map;	     /* block also in ddos_block (xdp_firewall not running) */
 	uint64_t expires_ns; /* CLOCK_MONOTONIC; 0 = with the attack */
 };
+
+#define DDOS_LPM_OWNER "ddos"
 
 static const char *const ddos_keys[] = {
     "enabled",
@@ -84,7 +93,12 @@ static struct ddos_mit *mits;
 static size_t n_mits;
 static struct ddos_sys_state sys;
 static bool sys_up, kernel_ok;
-static bool ct_running; /* tc_conntrack loaded: the ACK-flood check may run */
+static bool ct_running;	 /* tc_conntrack loaded: the ACK-flood check may run */
+static bool fw_running;	 /* xdp_firewall loaded: blocks need no ddos_block copy */
+static unsigned tick_ms; /* test hook EBPFSENTINEL_DDOS_TICK_MS: own detector thread */
+static pthread_t tick_thread;
+static bool tick_thread_on, tick_stop;
+static pthread_cond_t tick_cond = PTHREAD_COND_INITIALIZER;
 static struct es_mfam *m_packets, *m_rules;
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -274,22 +288,6 @@ static int map_del(const char *name, const void *key)
 	return r;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Write every DDoS config map from cur (all disabled when ddos is off). Caller locks. */
 static int sync_kernel_locked(void)
 {
@@ -352,75 +350,171 @@ static void count_mits_locked(void)
 	uint32_t blocks = 0, thr = 0, k;
 
 	for (size_t i = 0; i < n_mits; i++)
-		mits[i].block ? blocks++ : thr++;
+		mits[i].block ? (blocks += mits[i].own_map) : thr++;
 	k = ES_RL_G_BLOCKS;
 	map_put("rl_globals", &k, &blocks);
 	k = ES_RL_G_OVERRIDES;
 	map_put("rl_globals", &k, &thr);
 }
 
+/* The LPM form of a mitigated source: /32 for IPv4-mapped, else /128. */
+static void mit_cidr(const uint8_t addr[16], struct es_cidr *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->addr.b, addr, 16);
+	c->addr.family = !memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) ? 4 : 6;
+	c->plen = c->addr.family == 4 ? 32 : 128;
+}
+
+/* Put a block into ddos_block or take it out, following fw_running. */
+static int mit_own_map_locked(struct ddos_mit *m, bool want)
+{
+	struct es_addr16 a;
+	int r;
+
+	if (m->own_map == want)
+		return 0;
+	memcpy(a.addr, m->addr, 16);
+	r = want ? map_put("ddos_block", &a, &m->expires_ns) : map_del("ddos_block", &a);
+	if (!r)
+		m->own_map = want;
+	return r;
+}
+
 static void mit_remove_locked(size_t i)
 {
 	struct es_addr16 a;
+	struct es_cidr c;
 
 	memcpy(a.addr, mits[i].addr, 16);
-	map_del(mits[i].block ? "ddos_block" : "ratelimit_config", &a);
+	if (mits[i].block) {
+		mit_cidr(mits[i].addr, &c);
+		fw_lpm_remove(DDOS_LPM_OWNER, &c, false);
+		mit_own_map_locked(&mits[i], false);
+	} else {
+		map_del("ratelimit_config", &a);
+	}
 	mits[i] = mits[--n_mits];
+}
+
+/* Install one mitigation (block through the LPM list, or a throttle override). */
+static int mit_install_locked(const uint8_t addr[16], enum ddos_attack attack, bool block,
+			      uint64_t thr_pps, uint64_t exp)
+{
+	struct ddos_mit *nm, m = {.attack = attack, .block = block, .expires_ns = exp};
+	int r;
+
+	for (size_t i = 0; i < n_mits; i++)
+		if (!memcmp(mits[i].addr, addr, 16) && mits[i].block == block)
+			return 0; /* one entry per source: the first mitigation stands */
+	nm = realloc(mits, (n_mits + 1) * sizeof(*mits));
+	if (!nm)
+		return -ENOMEM;
+	mits = nm;
+	memcpy(m.addr, addr, 16);
+	if (block) {
+		struct es_cidr c;
+
+		mit_cidr(addr, &c);
+		r = fw_lpm_add(DDOS_LPM_OWNER, &c, false, ES_FW_ACT_DROP);
+		if (!r && (r = mit_own_map_locked(&m, !fw_running)))
+			fw_lpm_remove(DDOS_LPM_OWNER, &c, false);
+	} else {
+		struct es_rl_config v;
+		struct es_addr16 a;
+		uint64_t rate = thr_pps / 10 ? thr_pps / 10 : 1;
+
+		memcpy(a.addr, addr, 16);
+		es_rl_config_fill(&v, rate, rate, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP,
+				  ES_RL_SCOPE_SOURCE, ES_RL_TAG_OVERRIDE);
+		r = map_put("ratelimit_config", &a, &v);
+	}
+	if (r)
+		return r;
+	mits[n_mits++] = m;
+	return 0;
 }
 
 /* Block or throttle the tracker's sources not handled yet. Caller locks. */
 static void mitigate_locked(struct ddos_tracker *t, const struct ddos_policy *p)
 {
-	uint64_t exp = p->block_secs ? mono_ns() + p->block_secs * 1000000000ull : 0;
+	uint64_t exp = p->block_secs ? es_mono_ns() + p->block_secs * ES_NS_PER_SEC : 0;
 
 	for (size_t i = t->n_mitigated_src; i < t->n_src; i++) {
-		struct ddos_mit *nm = realloc(mits, (n_mits + 1) * sizeof(*mits));
-		struct es_addr16 a;
-		int r;
+		int r = mit_install_locked(t->src[i].addr, t->attack, p->action == DDOS_MIT_BLOCK,
+					   p->threshold_pps, exp);
 
-		if (!nm)
-			break;
-		mits = nm;
-		memcpy(a.addr, t->src[i].addr, 16);
-		if (p->action == DDOS_MIT_BLOCK) {
-			r = map_put("ddos_block", &a, &exp);
-		} else {
-			struct es_rl_config v;
-			uint64_t rate = p->threshold_pps / 10 ? p->threshold_pps / 10 : 1;
-
-			es_rl_config_fill(&v, rate, rate, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP,
-					  ES_RL_SCOPE_SOURCE, ES_RL_TAG_OVERRIDE);
-			r = map_put("ratelimit_config", &a, &v);
-		}
 		if (r) {
 			pr_warn("cannot install a DDoS mitigation", LF_STR("attack", t->id),
 				LF_STR("error", strerror(-r)));
 			break;
 		}
-		memcpy(mits[n_mits].addr, a.addr, 16);
-		mits[n_mits].attack = t->attack;
-		mits[n_mits].block = p->action == DDOS_MIT_BLOCK;
-		mits[n_mits].expires_ns = exp;
-		n_mits++;
 		t->n_mitigated_src = i + 1;
 	}
 	count_mits_locked();
 }
 
-static void release_locked(enum ddos_attack a, bool all_of_attack)
+/* Remove the expired mitigations, and with all_of_attack those lasting as long as attack a. */
+static size_t release_locked(enum ddos_attack a, bool all_of_attack, uint64_t now)
 {
-	uint64_t now = mono_ns();
-	bool changed = false;
+	size_t n = 0;
 
 	for (size_t i = n_mits; i-- > 0;) {
 		if ((all_of_attack && mits[i].attack == a && !mits[i].expires_ns) ||
 		    (mits[i].expires_ns && mits[i].expires_ns <= now)) {
 			mit_remove_locked(i);
-			changed = true;
+			n++;
 		}
 	}
-	if (changed)
+	if (n)
 		count_mits_locked();
+	return n;
+}
+
+/* xdp_firewall came or went: blocks need (or no longer need) the ddos_block copy. */
+static void follow_firewall_locked(void)
+{
+	bool fw = es_prog_status_get("xdp_firewall");
+
+	if (fw == fw_running)
+		return;
+	fw_running = fw;
+	for (size_t i = 0; i < n_mits; i++)
+		if (mits[i].block && mit_own_map_locked(&mits[i], !fw))
+			pr_warn("cannot move a DDoS block between the firewall and ddos_block");
+	count_mits_locked();
+}
+
+int ddos_autoblock_add(const uint8_t addr[16], enum ddos_attack a, uint64_t expires_ns)
+{
+	int r;
+
+	pthread_mutex_lock(&ddos_lock);
+	follow_firewall_locked();
+	r = mit_install_locked(addr, a, true, 0, expires_ns);
+	count_mits_locked();
+	pthread_mutex_unlock(&ddos_lock);
+	return r;
+}
+
+size_t ddos_mitigations_expire(uint64_t now_ns)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ddos_lock);
+	n = release_locked(DDOS_ATTACK__COUNT, false, now_ns);
+	pthread_mutex_unlock(&ddos_lock);
+	return n;
+}
+
+size_t ddos_mitigations_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ddos_lock);
+	n = n_mits;
+	pthread_mutex_unlock(&ddos_lock);
+	return n;
 }
 
 static void alert_transition(const struct ddos_tracker *t, enum ddos_status from,
@@ -476,7 +570,7 @@ static void on_transition(const struct ddos_tracker *t, enum ddos_status from,
 	if (t->status == DDOS_ACTIVE && p && p->action != DDOS_MIT_ALERT && kernel_ok)
 		mitigate_locked((struct ddos_tracker *)t, p);
 	if (t->status == DDOS_EXPIRED || t->status == DDOS_DISCARDED)
-		release_locked(t->attack, true);
+		release_locked(t->attack, true, es_mono_ns());
 }
 
 /* ---- events and ticks ------------------------------------------------------------- */
@@ -492,8 +586,14 @@ static void on_event(const void *rec, size_t len, void *arg)
 	es_addr_from_words(&src, e->src_addr, e->hdr.flags & ES_EVF_IPV6);
 	pthread_mutex_lock(&ddos_lock);
 	if (cur.enabled && ddos_policy_for(live, n_live, (enum ddos_attack)a))
-		ddos_det_event(&det, (enum ddos_attack)a, src.b, wall_ns());
+		ddos_det_event(&det, (enum ddos_attack)a, src.b, es_wall_ns());
 	pthread_mutex_unlock(&ddos_lock);
+}
+
+static void detector_tick_locked(void)
+{
+	ddos_det_tick(&det, live, n_live, on_transition, NULL);
+	release_locked(DDOS_ATTACK__COUNT, false, es_mono_ns());
 }
 
 static void ddos_tick(void)
@@ -507,9 +607,38 @@ static void ddos_tick(void)
 		if (es_kernel_ready() && cur.enabled)
 			kernel_ok = sync_kernel_locked() == 0;
 	}
-	ddos_det_tick(&det, live, n_live, on_transition, NULL);
-	release_locked(DDOS_ATTACK__COUNT, false);
+	follow_firewall_locked();
+	if (!tick_thread_on)
+		detector_tick_locked();
 	pthread_mutex_unlock(&ddos_lock);
+}
+
+/* Test hook: the detector ticks every tick_ms on a thread of its own. */
+static void *tick_main(void *arg)
+{
+	pthread_mutex_lock(&ddos_lock);
+	while (!tick_stop) {
+		es_cond_wait_ms(&tick_cond, &ddos_lock, (int)tick_ms);
+		if (!tick_stop)
+			detector_tick_locked();
+	}
+	pthread_mutex_unlock(&ddos_lock);
+	return NULL;
+}
+
+static void test_hooks(void)
+{
+	const char *v = getenv("EBPFSENTINEL_DDOS_TICK_MS");
+	int ms = v ? atoi(v) : 0;
+
+	if (ms <= 0 || ms >= 1000 || tick_thread_on)
+		return;
+	tick_ms = (unsigned)ms;
+	det.tick_ns = (uint64_t)ms * 1000000ull;
+	tick_stop = false;
+	tick_thread_on = !pthread_create(&tick_thread, NULL, tick_main, NULL);
+	if (tick_thread_on)
+		pr_warn("DDoS detector on the test tick", LF_UINT("tick_ms", tick_ms));
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
@@ -579,8 +708,9 @@ static int apply_locked(const struct ddos_cfg *c)
 	if (r)
 		return r;
 	if (!cur.enabled) {
-		for (int a = 0; a < DDOS_ATTACK__COUNT; a++)
-			release_locked((enum ddos_attack)a, true);
+		while (n_mits)
+			mit_remove_locked(n_mits - 1);
+		count_mits_locked();
 		ddos_det_reset(&det);
 	}
 	sys_update_locked();
@@ -601,6 +731,7 @@ static int ddos_start(const void *p)
 	for (uint16_t t = ES_EV_DDOS_SYN; t <= ES_EV_DDOS_CONNTRACK; t++)
 		es_events_register(t, ES_PKT_EVENT_VERSION, sizeof(struct es_pkt_event), on_event,
 				   NULL);
+	test_hooks();
 	pthread_mutex_lock(&ddos_lock);
 	r = apply_locked(p);
 	pthread_mutex_unlock(&ddos_lock);
@@ -619,6 +750,14 @@ static int ddos_apply(const void *old, const void *p)
 
 static void ddos_stop(void)
 {
+	if (tick_thread_on) {
+		pthread_mutex_lock(&ddos_lock);
+		tick_stop = true;
+		pthread_cond_signal(&tick_cond);
+		pthread_mutex_unlock(&ddos_lock);
+		pthread_join(tick_thread, NULL);
+		tick_thread_on = false;
+	}
 	pthread_mutex_lock(&ddos_lock);
 	while (n_mits)
 		mit_remove_locked(n_mits - 1);

@@ -92,6 +92,7 @@ struct ddos_detector {
 	size_t hist_next, hist_n;
 	uint64_t total_mitigated;
 	uint64_t next_id;
+	uint64_t tick_ns; /* length of a tick (0 = 1 s); kept by ddos_det_reset */
 };
 
 /* Parsing of a policy (YAML item or REST body; rest: REST defaults). 0 or -EINVAL. */
@@ -118,7 +119,7 @@ void ddos_det_event(struct ddos_detector *d, enum ddos_attack a, const uint8_t s
 typedef void (*ddos_transition_fn)(const struct ddos_tracker *t, enum ddos_status from,
 				   const struct ddos_policy *pol, void *arg);
 
-/* One 1 s tick over every tracker. */
+/* One tick (1 s, or d->tick_ns) over every tracker; rates stay per second. */
 void ddos_det_tick(struct ddos_detector *d, const struct ddos_policy *pols, size_t n_pols,
 		   ddos_transition_fn fn, void *arg);
 void ddos_det_reset(struct ddos_detector *d);
@@ -134,5 +135,17 @@ json_t *ddos_policies_json(void);
 /* Takes ownership of *p on success. 0, -EEXIST, -ENOSPC or -ENOMEM. */
 int ddos_policies_add(struct ddos_policy *p);
 int ddos_policies_delete(const char *id, json_t **removed);
+
+/*
+ * Mitigations (ddos.c). An auto-block puts the source into the firewall's LPM
+ * block list under the owner "ddos" (and into xdp_ratelimit's ddos_block map
+ * while xdp_firewall is not running); expires_ns is CLOCK_MONOTONIC, 0 = until
+ * the attack expires. Removal takes away only the "ddos" ownership: a prefix
+ * other owners hold stays blocked. 0 or -errno.
+ */
+int ddos_autoblock_add(const uint8_t addr[16], enum ddos_attack a, uint64_t expires_ns);
+/* Remove every mitigation expired at now_ns; returns how many. */
+size_t ddos_mitigations_expire(uint64_t now_ns);
+size_t ddos_mitigations_count(void);
 
 #endif

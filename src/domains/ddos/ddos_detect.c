@@ -8,6 +8,7 @@
 #include "domains/ddos/ddos.h"
 #include "abi/common.h"
 #include "abi/ddos.h"
+#include "core/clock.h"
 #include "core/net.h"
 
 #include <errno.h>
@@ -245,6 +246,10 @@ void ddos_det_tick(struct ddos_detector *d, const struct ddos_policy *pols, size
 		if (!t)
 			continue;
 		p = ddos_policy_for(pols, n_pols, t->attack);
+		/* Events of this tick as a per-second rate (ticks are shorter under the
+		 * test hook EBPFSENTINEL_DDOS_TICK_MS). */
+		if (d->tick_ns && d->tick_ns != ES_NS_PER_SEC)
+			t->window = t->window * ES_NS_PER_SEC / d->tick_ns;
 		t->current_pps = (3 * t->window + 7 * t->current_pps) / 10;
 		t->window = 0;
 		if (t->current_pps > t->peak_pps)
@@ -291,9 +296,12 @@ void ddos_det_tick(struct ddos_detector *d, const struct ddos_policy *pols, size
 
 void ddos_det_reset(struct ddos_detector *d)
 {
+	uint64_t tick_ns = d->tick_ns;
+
 	for (int a = 0; a < DDOS_ATTACK__COUNT; a++)
 		free(d->active[a]);
 	memset(d, 0, sizeof(*d));
+	d->tick_ns = tick_ns;
 }
 
 json_t *ddos_tracker_json(const struct ddos_tracker *t)
