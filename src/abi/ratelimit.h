@@ -109,8 +109,15 @@ enum es_rl_global {
 	ES_RL_G_FLAGS = 0,     /* ES_RL_HAS_*, written by the ratelimit domain */
 	ES_RL_G_OVERRIDES = 1, /* exact overrides installed (DDoS throttle) */
 	ES_RL_G_BLOCKS = 2,    /* DDoS auto-block entries installed */
+	ES_RL_G_DDOS = 3,      /* ES_RL_DDOS_*: DDoS checks on (the ddos domain) */
 	ES_RL_G__COUNT = 4,
 };
+
+/* ES_RL_G_DDOS bits: a check whose bit is clear costs no lookup (nor the clock). */
+#define ES_RL_DDOS_ICMP 0x01u
+#define ES_RL_DDOS_SYN 0x02u
+#define ES_RL_DDOS_AMP 0x04u
+#define ES_RL_DDOS_CT 0x08u
 
 #define ES_RL_HAS_DEFAULT 0x01u
 #define ES_RL_HAS_POLICY_V4 0x02u

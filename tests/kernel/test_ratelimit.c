@@ -344,6 +344,7 @@ Test(ratelimit, icmp_limits_rate_and_payload_size)
 	int passed = 0;
 
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_icmp_config), &zero, &ic, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_ICMP);
 	icmp_echo(&p, 100);
 	set_clock(SEC);
 	cr_expect_eq(run(&p), XDP_DROP, "oversized echo request");
@@ -365,6 +366,7 @@ Test(ratelimit, udp_amplification_limit_per_source_port)
 	int passed = 0;
 
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_amp_config), &k, &v, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_AMP);
 	pb_init(&p);
 	pb_eth(&p, PB_ETH_IP);
 	pb_ipv4(&p, "198.51.100.2", "198.51.100.1", IPPROTO_UDP, 0, 0);
@@ -395,6 +397,7 @@ Test(ratelimit, conn_flood_tracker_half_open_and_rst)
 	int passed = 0;
 
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_ct_config), &zero, &cc, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_CT);
 	set_clock(SEC);
 	tcp4(&p, "198.51.100.2", 1001, TH_SYN);
 	cr_expect_eq(run(&p), XDP_PASS);
@@ -441,6 +444,7 @@ Test(ratelimit, ack_flood_check_spares_flows_conntrack_knows)
 	clock_gettime(CLOCK_BOOTTIME, &ts);
 	e.last_seen_ns = (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_ct_config), &zero, &cc, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_CT);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ct_config), &zero, &ctc, 0), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ct_table_v4), &k, &e, 0), 0);
 	set_clock(SEC);
@@ -463,6 +467,7 @@ Test(ratelimit, syn_over_threshold_without_listener_or_proxy_is_dropped)
 	struct pb p;
 
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_syn_config), &zero, &sc, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_SYN);
 	set_clock(SEC);
 	tcp4(&p, "198.51.100.2", 1001, TH_SYN);
 	cr_expect_eq(run(&p), XDP_PASS);
@@ -546,6 +551,7 @@ static void syn_config(__u8 flags)
 	__u32 zero = 0;
 
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_syn_config), &zero, &sc, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_SYN);
 }
 
 /* A TCP segment with an MSS option (doff 6) when mss != 0. */

@@ -95,8 +95,7 @@ static __u32 run_rl(const char *src)
 
 static uint64_t reason(int prog, int r)
 {
-	return kt_percpu(bpf_map__fd(fw->maps.es_reasons),
-			 (__u32)(prog * ES_REASON_STRIDE + r));
+	return kt_percpu(bpf_map__fd(fw->maps.es_reasons), (__u32)(prog * ES_REASON_STRIDE + r));
 }
 
 static void v4_mapped(const char *s, uint8_t out[16])
@@ -144,14 +143,15 @@ static bool map_empty(int fd)
 Test(xdp_chain, firewall_tail_calls_ratelimit_in_slot_0)
 {
 	struct es_addr16 zero = {0};
-	struct es_rl_config c = {.ns_per_token = SEC, .burst = 3,
-				 .algorithm = ES_RL_ALGO_TOKEN_BUCKET, .action = ES_RL_ACT_DROP};
+	struct es_rl_config c = {.ns_per_token = SEC,
+				 .burst = 3,
+				 .algorithm = ES_RL_ALGO_TOKEN_BUCKET,
+				 .action = ES_RL_ACT_DROP};
 	__u32 slot = ES_XDP_SLOT_RATELIMIT, flags = ES_RL_HAS_DEFAULT, idx = ES_RL_G_FLAGS;
 	__u64 t = 5 * SEC;
 	__u32 zk = 0;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ratelimit_config), &zero, &c, 0),
-		     0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ratelimit_config), &zero, &c, 0), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_globals), &idx, &flags, 0), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_test_clock), &zk, &t, 0), 0);
 	/* 1/s with a burst of 3, all at one instant: the fourth is over. */

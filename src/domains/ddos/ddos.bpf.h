@@ -578,11 +578,13 @@ static __always_inline int ddos_conn_track(struct xdp_md *ctx, const struct es_p
  * generic limiting. Each decided exit counts its reason.
  */
 static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *pkt, __u64 now,
-				      __u32 prog, int have_blocks)
+				      __u32 prog, int have_blocks, __u32 checks)
 {
 	__u32 zero = 0;
 
 	ddos_metric(ES_DDOS_M_TOTAL_SEEN);
+	if (!checks && !have_blocks)
+		return -1;
 	if (have_blocks) {
 		__u64 *exp = bpf_map_lookup_elem(&ddos_block, pkt->src);
 
@@ -594,8 +596,9 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 	if (!(pkt->flags & ES_PKT_F_L4))
 		return -1;
 
-	if ((pkt->proto == IPPROTO_ICMP && pkt->icmp_type == 8) ||
-	    (pkt->proto == IPPROTO_ICMPV6_ && pkt->icmp_type == 128)) {
+	if ((checks & ES_RL_DDOS_ICMP) &&
+	    ((pkt->proto == IPPROTO_ICMP && pkt->icmp_type == 8) ||
+	     (pkt->proto == IPPROTO_ICMPV6_ && pkt->icmp_type == 128))) {
 		struct es_ddos_icmp_config *ic = bpf_map_lookup_elem(&ddos_icmp_config, &zero);
 		__u32 hdrs = pkt->l4_off - pkt->l3_off + 8;
 
@@ -617,10 +620,13 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 		return -1;
 	}
 
-	if (pkt->proto == IPPROTO_TCP) {
+	if (pkt->proto == IPPROTO_TCP && (checks & (ES_RL_DDOS_SYN | ES_RL_DDOS_CT))) {
 		__u8 f = pkt->tcp_flags & (TCP_F_SYN | TCP_F_ACK | TCP_F_RST | TCP_F_FIN);
-		struct es_ddos_syn_config *sc = bpf_map_lookup_elem(&ddos_syn_config, &zero);
-		struct es_ddos_ct_config *cc;
+		struct es_ddos_syn_config *sc = NULL;
+		struct es_ddos_ct_config *cc = NULL;
+
+		if (checks & ES_RL_DDOS_SYN)
+			sc = bpf_map_lookup_elem(&ddos_syn_config, &zero);
 
 		if (sc && sc->enabled && f == TCP_F_SYN) {
 			struct es_addr16 all;
@@ -654,7 +660,8 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 			es_count(prog, ES_R_DDOS_BAD_COOKIE);
 			return XDP_DROP;
 		}
-		cc = bpf_map_lookup_elem(&ddos_ct_config, &zero);
+		if (checks & ES_RL_DDOS_CT)
+			cc = bpf_map_lookup_elem(&ddos_ct_config, &zero);
 		if (cc && cc->enabled) {
 			int v = ddos_conn_track(ctx, pkt, cc, now);
 
@@ -666,7 +673,7 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 		return -1;
 	}
 
-	if (pkt->proto == IPPROTO_UDP) {
+	if (pkt->proto == IPPROTO_UDP && (checks & ES_RL_DDOS_AMP)) {
 		struct es_ddos_amp_key ak = {.port = pkt->sport, .protocol = IPPROTO_UDP};
 		struct es_ddos_amp_config *ac = bpf_map_lookup_elem(&ddos_amp_config, &ak);
 		struct es_ddos_amp_state_key sk = {.port = pkt->sport};

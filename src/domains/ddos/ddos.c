@@ -294,7 +294,7 @@ static int sync_kernel_locked(void)
 	struct es_ddos_syn_config sc = {0};
 	struct es_ddos_icmp_config ic = {0};
 	struct es_ddos_ct_config cc = {0};
-	uint32_t zero = 0;
+	uint32_t zero = 0, checks = 0, gk = ES_RL_G_DDOS;
 	int r, fd;
 
 	if (cur.enabled && cur.syn_enabled) {
@@ -318,6 +318,9 @@ static int sync_kernel_locked(void)
 		/* Only with tc_conntrack filling the shared table (network.md §7.2). */
 		cc.ack_check = ct_running;
 	}
+	checks = (sc.enabled ? ES_RL_DDOS_SYN : 0) | (ic.enabled ? ES_RL_DDOS_ICMP : 0) |
+		 (cc.enabled ? ES_RL_DDOS_CT : 0) |
+		 (cur.enabled && cur.amp_enabled && cur.n_amp ? ES_RL_DDOS_AMP : 0);
 	if ((r = map_put("ddos_syn_config", &zero, &sc)) ||
 	    (r = map_put("ddos_icmp_config", &zero, &ic)) ||
 	    (r = map_put("ddos_ct_config", &zero, &cc)))
@@ -342,7 +345,9 @@ static int sync_kernel_locked(void)
 		}
 	}
 	close(fd);
-	return r;
+	/* Last: the switch of the checks whose configuration is now in place. */
+	fd = map_put("rl_globals", &gk, &checks);
+	return r ? r : fd;
 }
 
 static void count_mits_locked(void)

@@ -317,11 +317,21 @@ int xdp_ratelimit(struct xdp_md *ctx)
 	struct es_rl_config *c;
 	struct es_rl_key key;
 	struct es_pkt *pkt;
-	__u32 zero = 0, flags;
-	__u64 now;
+	__u32 zero = 0, flags, checks, blocks;
+	__u64 now = 0;
 	int r, over;
 
 	rl_metric(ES_RL_M_TOTAL_SEEN);
+	/* Nothing configured (no policy, override, block or DDoS check): no parse,
+	 * no clock, straight on down the chain. */
+	checks = rl_global(ES_RL_G_DDOS);
+	blocks = rl_global(ES_RL_G_BLOCKS);
+	flags = es_feature_on(ES_FEAT_RATELIMIT) ? rl_global(ES_RL_G_FLAGS) : 0;
+	if (!(checks | blocks | flags | rl_global(ES_RL_G_OVERRIDES))) {
+		rl_metric(ES_RL_M_PASSED);
+		es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
+		goto next;
+	}
 	pkt = bpf_map_lookup_elem(&rl_pkt_ctx, &zero);
 	if (!pkt) {
 		rl_metric(ES_RL_M_ERRORS);
@@ -338,14 +348,15 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		es_count(ES_PROG_XDP_RATELIMIT, r);
 		goto next;
 	}
-	now = rl_now();
-
-	r = ddos_check(ctx, pkt, now, ES_PROG_XDP_RATELIMIT, rl_global(ES_RL_G_BLOCKS));
+	/* The clock only when a check or a policy needs it (it is a good share of
+	 * the cost of a packet no limit applies to). */
+	if (checks || blocks)
+		now = rl_now();
+	r = ddos_check(ctx, pkt, now, ES_PROG_XDP_RATELIMIT, blocks, checks);
 	if (r >= 0)
 		return r;
 
 	/* With ratelimit disabled only the DDoS throttle overrides apply (§6.4 item 6). */
-	flags = es_feature_on(ES_FEAT_RATELIMIT) ? rl_global(ES_RL_G_FLAGS) : 0;
 	c = rl_lookup(pkt, flags, rl_global(ES_RL_G_OVERRIDES));
 	if (!c ||
 	    (c->algorithm == ES_RL_ALGO_SYN_COOKIE &&
@@ -354,6 +365,8 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
 		goto next;
 	}
+	if (!checks && !blocks)
+		now = rl_now();
 	if (c->scope == ES_RL_SCOPE_GLOBAL)
 		__builtin_memset(key.addr, 0xff, 16);
 	else
