@@ -57,8 +57,8 @@ DDOS_STATE_MAP(ddos_flood_rate, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct es_ddos_flo
 DDOS_STATE_MAP(ddos_half_open, BPF_MAP_TYPE_LRU_HASH, struct es_addr16, __u64, 65536);
 DDOS_STATE_MAP(ddos_conn_table, BPF_MAP_TYPE_LRU_HASH, struct es_ddos_conn_key, struct es_ddos_conn,
 	       131072);
-/* Auto-block list (until the firewall's LPM block list takes it): addr16 -> expiry (boot ns,
- * 0 = until removed by the agent). */
+/* Auto-block list while xdp_firewall is not running (with it, auto-blocks are in its LPM
+ * block list): addr16 -> expiry (CLOCK_MONOTONIC ns as bpf_ktime_get_ns, 0 = until removed). */
 DDOS_STATE_MAP(ddos_block, BPF_MAP_TYPE_HASH, struct es_addr16, __u64, 65536);
 
 struct {
