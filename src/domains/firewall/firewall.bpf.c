@@ -11,6 +11,7 @@
 #include "kernel/bpf/parse.h"
 #include "kernel/bpf/xdp_chain.h"
 #include "kernel/bpf/fw_shared.h"
+#include "kernel/bpf/ct.h"
 #include "abi/firewall.h"
 #include "abi/xdp_meta.h"
 
@@ -96,6 +97,14 @@ static __always_inline struct fw_scratch *fw_scratch_of(const struct es_pkt *pkt
 	return (struct fw_scratch *)pkt;
 }
 
+/* The conntrack key of fw_ct_view (its frame sits below the classifier's). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_tuple);
+} fw_ct_scratch SEC(".maps");
+
 static __always_inline void fw_metric(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&fw_metrics, &idx);
@@ -118,7 +127,9 @@ struct fw_verdict {
 	__u8 action; /* ES_FW_ACT_* */
 	__u8 reason; /* es_reason */
 	__u8 dscp_mark;
-	__u8 meta;
+	__u8 meta;   /* ES_FW_BF_META: write xdp_meta */
+	__u8 mflags; /* ES_META_F_* besides PRESENT (NEW_FLOW, DUP_TO, REPLY_TO) */
+	__u8 pad[3];
 };
 
 static __always_inline void fw_event(const struct es_pkt *pkt, __u32 ifindex, __u8 action,
@@ -393,16 +404,123 @@ static __always_inline int fw_classify(struct xdp_md *ctx, const struct es_pkt *
 /* ---- stages ------------------------------------------------------------------ */
 
 /*
- * Conntrack view (network.md §2.2 steps 3-4): the connection tracking work
- * plugs in here. It returns 1 for the fast path (established/related or
- * reply traffic: pass without the rule scan) and sets *state to one of
- * ES_FW_CT_*; the state classifies the `state:` dimension. Until conntrack
- * is integrated every packet is ES_FW_CT_UNKNOWN, so state rules never match
- * (the specified behaviour with conntrack disabled).
+ * Conntrack view (network.md §2.2 steps 3-4). With conntrack on: a source in
+ * the overload set is dropped (no event); established, related and reply
+ * traffic takes the fast path; otherwise the state is the packet's ES_FW_CT_*
+ * for the `state:` dimension, and FW_CTV_ENTRY says whether a live entry
+ * exists (connection limits apply only without one). Conntrack off: state
+ * ES_FW_CT_UNKNOWN (state rules never match), no overload set, no limits.
+ *
+ * A global (separately verified) function: its many outcomes reach the
+ * classifier as one unknown value, not as one verifier path each.
  */
-static __always_inline int fw_ct_stage(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 *state)
+#define FW_CTV_STATE 0x0ff
+#define FW_CTV_FAST 0x100
+#define FW_CTV_OVERLOAD 0x200
+#define FW_CTV_ENTRY 0x400
+#define FW_CTV_ON 0x800
+
+__noinline int fw_ct_view(struct xdp_md *ctx, const struct es_pkt *pkt)
 {
-	*state = ES_FW_CT_UNKNOWN;
+	struct es_ct_config *c = ct_config_get();
+	struct ct_verdict cv;
+	struct ct_tuple *t;
+	__u32 zero = 0;
+	int r;
+
+	if (!pkt || !c || !c->enabled)
+		return ES_FW_CT_UNKNOWN;
+	t = bpf_map_lookup_elem(&fw_ct_scratch, &zero);
+	if (!t)
+		return ES_FW_CT_UNKNOWN;
+	/* Step 3: the overload set ("IP set 255"), keyed by the mapped source. */
+	if (bpf_map_lookup_elem(&ct_overload, (void *)pkt->src))
+		return FW_CTV_ON | FW_CTV_OVERLOAD | ES_FW_CT_UNKNOWN;
+	ct_classify_in((void *)(long)ctx->data, (void *)(long)ctx->data_end, pkt, &cv, t);
+	r = FW_CTV_ON | (cv.state <= ES_CT_INVALID ? cv.state : ES_FW_CT_UNKNOWN);
+	if (cv.fast)
+		r |= FW_CTV_FAST;
+	if (cv.has_entry)
+		r |= FW_CTV_ENTRY;
+	return r;
+}
+
+/* The view above, split: returns its flags, *state the ES_FW_CT_* state. */
+static __always_inline __u32 fw_ct_stage(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 *state)
+{
+	__u32 r = (__u32)fw_ct_view(ctx, pkt);
+
+	*state = r & FW_CTV_STATE;
+	if (*state >= ES_FW_CT__COUNT)
+		*state = ES_FW_CT_UNKNOWN;
+	return r & ~FW_CTV_STATE;
+}
+
+/*
+ * Connection limits (network.md §2.2 step 8) for a new flow matched by a
+ * PASS/LOG rule: per source (max_src_states, max_src_conn_rate in
+ * conn_rate_window_secs; exceeding the rate puts the source into the overload
+ * set) from CT_CONFIG + CT_SRC_COUNTERS, then per rule (max_states) on
+ * FW_RULE_STATE_COUNT at the rule's slot (FW_RULE_SLOT: the slot tc_conntrack
+ * records in the flow's entry, so the sweeper's recount lands on the same
+ * counter). 1 = drop. The sweeper recomputes every count from the table.
+ * Global like fw_ct_view.
+ */
+__noinline int fw_conn_limits(const struct es_pkt *pkt, __u32 rule_id, __u32 slot, __u32 max_states)
+{
+	struct es_ct_config *c = ct_config_get();
+	struct es_ct_src_counter *sc = NULL;
+	__u32 *cnt = NULL, *canon;
+	__u64 now;
+
+	if (!pkt || !c)
+		return 0;
+	if (c->max_src_states || c->max_src_conn_rate) {
+		now = bpf_ktime_get_boot_ns();
+		sc = bpf_map_lookup_elem(&ct_src_counters, (void *)pkt->src);
+		if (!sc) {
+			struct es_ct_src_counter z = {.window_start_ns = now};
+
+			bpf_map_update_elem(&ct_src_counters, (void *)pkt->src, &z, BPF_NOEXIST);
+			sc = bpf_map_lookup_elem(&ct_src_counters, (void *)pkt->src);
+		}
+		if (sc) {
+			if (sc->flags & ES_CT_SRC_OVERLOADED)
+				return 1;
+			if (c->max_src_states && sc->conn_count >= c->max_src_states)
+				return 1;
+			if (c->max_src_conn_rate) {
+				__u64 win = (__u64)c->conn_rate_window_secs * 1000000000ull;
+
+				if (now < sc->window_start_ns || now - sc->window_start_ns >= win) {
+					sc->window_start_ns = now;
+					sc->conn_rate = 0;
+				}
+				if (sc->conn_rate >= c->max_src_conn_rate) {
+					struct es_ct_overload o = {.since_ns = now};
+
+					sc->flags |= ES_CT_SRC_OVERLOADED;
+					bpf_map_update_elem(&ct_overload, (void *)pkt->src, &o,
+							    BPF_ANY);
+					return 1;
+				}
+			}
+		}
+	}
+	if (max_states) {
+		canon = bpf_map_lookup_elem(&fw_rule_slot, &rule_id);
+		if (canon && *canon < ES_FW_RULE_SLOTS)
+			slot = *canon;
+		cnt = bpf_map_lookup_elem(&fw_rule_state_count, &slot);
+		if (cnt && *cnt >= max_states)
+			return 1;
+	}
+	if (sc) {
+		__sync_fetch_and_add(&sc->conn_count, 1);
+		__sync_fetch_and_add(&sc->conn_rate, 1);
+	}
+	if (cnt)
+		__sync_fetch_and_add(cnt, 1);
 	return 0;
 }
 
@@ -532,7 +650,7 @@ static __always_inline int fw_sys_match(const struct es_pkt *pkt, __u32 bank, __
 static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pkt,
 				     struct fw_verdict *v)
 {
-	__u32 zero = 0, *ctl, bank, ct_state;
+	__u32 zero = 0, *ctl, bank, ct_state, ctf;
 	int v6 = pkt->flags & ES_PKT_F_IPV6, pos;
 	struct es_fw_globals *gl;
 	struct es_fw_bank *bk;
@@ -541,6 +659,7 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 
 	v->dscp_mark = ES_FW_WILDCARD_U8;
 	v->meta = 0;
+	v->mflags = 0;
 	ctl = bpf_map_lookup_elem(&fw_ctl, &zero);
 	if (!ctl)
 		return -1;
@@ -550,10 +669,16 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 		return -1;
 	v->meta = bk->flags & ES_FW_BF_META;
 
-	if (fw_ct_stage(ctx, pkt, &ct_state)) {
-		v->action = ES_FW_ACT_PASS;
+	ctf = fw_ct_stage(ctx, pkt, &ct_state);
+	if (ctf & (FW_CTV_FAST | FW_CTV_OVERLOAD)) {
 		v->rule_id = ES_FW_RULE_DEFAULT;
-		v->reason = ES_R_FW_FASTPATH;
+		if (ctf & FW_CTV_OVERLOAD) {
+			v->action = ES_FW_ACT_DROP;
+			v->reason = ES_R_FW_OVERLOAD_DROP; /* no event (step 3) */
+		} else {
+			v->action = ES_FW_ACT_PASS;
+			v->reason = ES_R_FW_FASTPATH;
+		}
 		return 0;
 	}
 	gl = bpf_map_lookup_elem(&fw_globals, &zero);
@@ -601,6 +726,8 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 
 	{
 		__u32 slot = bank * ES_FW_MAX_RULES + ((__u32)pos & (ES_FW_MAX_RULES - 1));
+		__u16 max_states;
+		__u8 route;
 
 		if (v6) {
 			struct es_fw_rule_v6 *re = bpf_map_lookup_elem(&fw_rules_v6, &slot);
@@ -610,6 +737,8 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 			v->action = re->action;
 			v->rule_id = re->rule_id;
 			v->dscp_mark = re->dscp_mark;
+			max_states = re->max_states;
+			route = re->route_action;
 		} else {
 			struct es_fw_rule_v4 *re = bpf_map_lookup_elem(&fw_rules, &slot);
 
@@ -618,10 +747,29 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 			v->action = re->action;
 			v->rule_id = re->rule_id;
 			v->dscp_mark = re->dscp_mark;
+			max_states = re->max_states;
+			route = re->route_action;
 		}
 		fw_bump(&fw_hits, slot);
-		/* Connection limits (step 8, max_states) plug in here with the slot. */
+		if (v->action == ES_FW_ACT_DROP)
+			goto reason;
+		/* Step 8: a flow this packet opens (conntrack on, no entry yet). */
+		if ((ctf & (FW_CTV_ON | FW_CTV_ENTRY)) == FW_CTV_ON && ct_state == ES_FW_CT_NEW) {
+			if (fw_conn_limits(pkt, v->rule_id, slot, max_states)) {
+				v->action = ES_FW_ACT_DROP;
+				v->rule_id = ES_FW_RULE_CONN_LIMIT;
+				v->reason = ES_R_FW_LIMIT_DROP;
+				v->dscp_mark = ES_FW_WILDCARD_U8;
+				return 0;
+			}
+			v->mflags |= ES_META_F_NEW_FLOW;
+		}
+		if (route == ES_FW_ROUTE_DUP_TO)
+			v->mflags |= ES_META_F_DUP_TO;
+		else if (route == ES_FW_ROUTE_REPLY_TO)
+			v->mflags |= ES_META_F_REPLY_TO;
 	}
+reason:
 	v->reason = v->action == ES_FW_ACT_DROP	 ? ES_R_FW_RULE_DROP
 		    : v->action == ES_FW_ACT_LOG ? ES_R_FW_RULE_LOG
 						 : ES_R_FW_RULE_PASS;
@@ -690,7 +838,7 @@ static __always_inline void fw_set_meta(struct xdp_md *ctx, const struct fw_verd
 	m->rule_id = v->rule_id;
 	m->action = v->action == ES_FW_ACT_LOG ? ES_FW_ACT_LOG : ES_FW_ACT_PASS;
 	m->ratelimit_status = 0;
-	m->meta_flags = ES_META_F_PRESENT;
+	m->meta_flags = ES_META_F_PRESENT | v->mflags;
 	m->pad = 0;
 }
 
@@ -737,7 +885,8 @@ int xdp_firewall(struct xdp_md *ctx)
 	}
 	es_count(ES_PROG_XDP_FIREWALL, v.reason);
 	if (v.action == ES_FW_ACT_DROP) {
-		fw_event(pkt, ctx->ingress_ifindex, ES_FW_ACT_DROP, v.rule_id);
+		if (v.reason != ES_R_FW_OVERLOAD_DROP)
+			fw_event(pkt, ctx->ingress_ifindex, ES_FW_ACT_DROP, v.rule_id);
 		fw_metric(ES_FW_M_DROPPED);
 		return XDP_DROP;
 	}

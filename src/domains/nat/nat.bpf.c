@@ -437,7 +437,12 @@ static __always_inline void nat_annotate(const struct es_pkt *pkt, const struct 
 	__u32 w[4];
 	int v6 = !!(pkt->flags & ES_PKT_F_IPV6);
 
-	if (ct_tuple_from_pkt(pkt, &t) || !(e = ct_lookup(&t)))
+	if (ct_tuple_from_pkt(pkt, &t))
+		return;
+	/* Per family, so the verifier sees which table's value size applies. */
+	e = v6 ? bpf_map_lookup_elem(&ct_table_v6, &t.k6)
+	       : bpf_map_lookup_elem(&ct_table_v4, &t.k4);
+	if (!e)
 		return;
 	e->nat_type = snat ? ES_CT_NAT_SNAT : ES_CT_NAT_DNAT;
 	e->flags |= snat ? ES_CT_F_NAT_SRC : ES_CT_F_NAT_DST;

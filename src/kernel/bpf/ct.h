@@ -138,6 +138,56 @@ static __always_inline int ct_icmp_is_error(__u8 proto, __u8 type)
 }
 
 /*
+ * Normalize in place: t (zeroed pads) holds the packet's source and
+ * destination addresses as host-order words (k4, or k6 for IPv6); set ports
+ * and protocol, and swap so that the lower (address words, port) endpoint is
+ * src. In place so that callers short of stack need no address copies.
+ */
+static __always_inline void ct_tuple_norm(struct ct_tuple *t, __u16 sport, __u16 dport, __u8 proto,
+					  int v6)
+{
+	int cmp = 0;
+
+	t->v6 = !!v6;
+	t->proto = proto;
+	if (v6) {
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			if (!cmp && t->k6.src_ip[i] != t->k6.dst_ip[i])
+				cmp = t->k6.src_ip[i] < t->k6.dst_ip[i] ? -1 : 1;
+	} else if (t->k4.src_ip != t->k4.dst_ip) {
+		cmp = t->k4.src_ip < t->k4.dst_ip ? -1 : 1;
+	}
+	if (!cmp && sport != dport)
+		cmp = sport < dport ? -1 : 1;
+	t->pkt_is_src = cmp <= 0;
+	if (v6) {
+		if (cmp > 0) {
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				__u32 x = t->k6.src_ip[i];
+
+				t->k6.src_ip[i] = t->k6.dst_ip[i];
+				t->k6.dst_ip[i] = x;
+			}
+		}
+		t->k6.src_port = cmp <= 0 ? sport : dport;
+		t->k6.dst_port = cmp <= 0 ? dport : sport;
+		t->k6.protocol = proto;
+	} else {
+		if (cmp > 0) {
+			__u32 x = t->k4.src_ip;
+
+			t->k4.src_ip = t->k4.dst_ip;
+			t->k4.dst_ip = x;
+		}
+		t->k4.src_port = cmp <= 0 ? sport : dport;
+		t->k4.dst_port = cmp <= 0 ? dport : sport;
+		t->k4.protocol = proto;
+	}
+}
+
+/*
  * Build the normalized key of endpoints (s, sport) → (d, dport): the lower
  * (address words, port) endpoint becomes src. Addresses are host-order words
  * (IPv4 in word 0).
@@ -145,40 +195,23 @@ static __always_inline int ct_icmp_is_error(__u8 proto, __u8 type)
 static __always_inline void ct_tuple_set(struct ct_tuple *t, const __u32 *s, const __u32 *d,
 					 __u16 sport, __u16 dport, __u8 proto, int v6)
 {
-	int cmp = 0;
-
 	__builtin_memset(t, 0, sizeof(*t));
-	t->v6 = !!v6;
-	t->proto = proto;
 	if (v6) {
-#pragma unroll
-		for (int i = 0; i < 4; i++)
-			if (!cmp && s[i] != d[i])
-				cmp = s[i] < d[i] ? -1 : 1;
-	} else if (s[0] != d[0]) {
-		cmp = s[0] < d[0] ? -1 : 1;
-	}
-	if (!cmp && sport != dport)
-		cmp = sport < dport ? -1 : 1;
-	t->pkt_is_src = cmp <= 0;
-	if (v6) {
-		const __u32 *lo = cmp <= 0 ? s : d, *hi = cmp <= 0 ? d : s;
-
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
-			t->k6.src_ip[i] = lo[i];
-			t->k6.dst_ip[i] = hi[i];
+			t->k6.src_ip[i] = s[i];
+			t->k6.dst_ip[i] = d[i];
 		}
-		t->k6.src_port = cmp <= 0 ? sport : dport;
-		t->k6.dst_port = cmp <= 0 ? dport : sport;
-		t->k6.protocol = proto;
 	} else {
-		t->k4.src_ip = cmp <= 0 ? s[0] : d[0];
-		t->k4.dst_ip = cmp <= 0 ? d[0] : s[0];
-		t->k4.src_port = cmp <= 0 ? sport : dport;
-		t->k4.dst_port = cmp <= 0 ? dport : sport;
-		t->k4.protocol = proto;
+		t->k4.src_ip = s[0];
+		t->k4.dst_ip = d[0];
 	}
+	ct_tuple_norm(t, sport, dport, proto, v6);
+}
+
+static __always_inline __u32 ct_be32_word(const __u8 *a)
+{
+	return ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
 }
 
 /*
@@ -189,7 +222,6 @@ static __always_inline void ct_tuple_set(struct ct_tuple *t, const __u32 *s, con
 static __always_inline int ct_tuple_from_pkt(const struct es_pkt *pkt, struct ct_tuple *t)
 {
 	int v6 = !!(pkt->flags & ES_PKT_F_IPV6);
-	__u32 s[4], d[4];
 	__u16 sp = pkt->sport, dp = pkt->dport;
 
 	if (!(pkt->flags & ES_PKT_F_L4))
@@ -209,15 +241,16 @@ static __always_inline int ct_tuple_from_pkt(const struct es_pkt *pkt, struct ct
 		break;
 	default: return -1;
 	}
-	es_addr_words(s, pkt->src, v6);
-	es_addr_words(d, pkt->dst, v6);
-	ct_tuple_set(t, s, d, sp, dp, pkt->proto, v6);
+	__builtin_memset(t, 0, sizeof(*t));
+	if (v6) {
+		es_addr_words(t->k6.src_ip, pkt->src, 1);
+		es_addr_words(t->k6.dst_ip, pkt->dst, 1);
+	} else {
+		t->k4.src_ip = ct_be32_word(pkt->src + 12);
+		t->k4.dst_ip = ct_be32_word(pkt->dst + 12);
+	}
+	ct_tuple_norm(t, sp, dp, pkt->proto, v6);
 	return 0;
-}
-
-static __always_inline __u32 ct_be32_word(const __u8 *a)
-{
-	return ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
 }
 
 /*
@@ -228,13 +261,14 @@ static __always_inline __u32 ct_be32_word(const __u8 *a)
 static __always_inline int ct_tuple_from_icmp_error(void *data, void *data_end,
 						    const struct es_pkt *pkt, struct ct_tuple *t)
 {
-	__u32 off = pkt->l4_off, s[4] = {}, d[4] = {}, l4;
+	__u32 off = pkt->l4_off, l4;
 	__u16 sp = 0, dp = 0;
 	__u8 proto, *p;
 	int v6 = !!(pkt->flags & ES_PKT_F_IPV6);
 
 	if (off > ES_MAX_L4_OFF)
 		return -1;
+	__builtin_memset(t, 0, sizeof(*t));
 	off += 8; /* ICMP header */
 	p = data + off;
 	if (!v6) {
@@ -246,8 +280,8 @@ static __always_inline int ct_tuple_from_icmp_error(void *data, void *data_end,
 		if ((p[0] >> 4) != 4 || ihl < 20)
 			return -1;
 		proto = p[9];
-		s[0] = ct_be32_word(p + 12);
-		d[0] = ct_be32_word(p + 16);
+		t->k4.src_ip = ct_be32_word(p + 12);
+		t->k4.dst_ip = ct_be32_word(p + 16);
 		l4 = off + ihl;
 	} else {
 		if (!ES_FITS(data, data_end, off, 40))
@@ -257,8 +291,8 @@ static __always_inline int ct_tuple_from_icmp_error(void *data, void *data_end,
 		proto = p[6];
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
-			s[i] = ct_be32_word(p + 8 + 4 * i);
-			d[i] = ct_be32_word(p + 24 + 4 * i);
+			t->k6.src_ip[i] = ct_be32_word(p + 8 + 4 * i);
+			t->k6.dst_ip[i] = ct_be32_word(p + 24 + 4 * i);
 		}
 		l4 = off + 40;
 	}
@@ -277,7 +311,7 @@ static __always_inline int ct_tuple_from_icmp_error(void *data, void *data_end,
 	} else {
 		return -1;
 	}
-	ct_tuple_set(t, s, d, sp, dp, proto, v6);
+	ct_tuple_norm(t, sp, dp, proto, v6);
 	return 0;
 }
 
@@ -344,13 +378,13 @@ struct ct_verdict {
  * ICMP → NEW, other TCP → INVALID, an ICMP error about a tracked flow →
  * RELATED (fast path), about none → INVALID. Conntrack off → UNKNOWN.
  */
-static __always_inline void ct_classify(void *data, void *data_end, const struct es_pkt *pkt,
-					struct ct_verdict *v)
+static __always_inline void ct_classify_in(void *data, void *data_end, const struct es_pkt *pkt,
+					   struct ct_verdict *v, struct ct_tuple *tp)
 {
 	struct es_ct_config *c = ct_config_get();
 	struct ct_entry_head *e;
-	struct ct_tuple t;
 	__u64 now;
+#define t (*tp)
 
 	*v = (struct ct_verdict){.state = ES_CT_UNKNOWN};
 	if (!c || !c->enabled || ct_tuple_from_pkt(pkt, &t))
@@ -403,6 +437,20 @@ static __always_inline void ct_classify(void *data, void *data_end, const struct
 		v->fast = 1;
 		v->has_entry = 1;
 	}
+#undef t
+}
+
+/*
+ * ct_classify_in with the key on the stack. Callers short of stack (the XDP
+ * firewall calls it below its classifier's frame) pass per-CPU scratch to
+ * ct_classify_in instead.
+ */
+static __always_inline void ct_classify(void *data, void *data_end, const struct es_pkt *pkt,
+					struct ct_verdict *v)
+{
+	struct ct_tuple t;
+
+	ct_classify_in(data, data_end, pkt, v, &t);
 }
 
 /* A live entry for this packet's flow exists (the DDoS ACK-flood check). */

@@ -281,7 +281,7 @@ static __always_inline void es_skb_ptrs(struct __sk_buff *skb, void **data, void
 
 	asm volatile("%[d] = *(u32 *)(%[ctx] + 76)\n\t"
 		     "%[e] = *(u32 *)(%[ctx] + 80)"
-		     : [d] "=r"(d), [e] "=r"(e)
+		     : [d] "=&r"(d), [e] "=r"(e) /* d early-clobber: not in ctx's register */
 		     : [ctx] "r"(skb));
 	*data = d;
 	*data_end = e;
