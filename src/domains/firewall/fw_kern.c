@@ -13,6 +13,7 @@
 #define ES_LOG_TARGET "ebpfsentinel::firewall"
 #include "domains/firewall/fw.h"
 #include "core/log.h"
+#include "abi/conntrack.h"
 #include "kernel/kernel.h"
 
 #include <bpf/bpf.h>
@@ -51,6 +52,7 @@ struct fw_kern {
 	void *mem[M__MMAP];
 	size_t len[M__MMAP];
 	int fd_bank, fd_mac, fd_ifpos, fd_hits, fd_sys_hits;
+	int fd_rule_slot; /* FW_RULE_SLOT (rule_id → slot), -1 when absent */
 	int sync_fd;
 	struct es_fw_mac_key *macs[ES_FW_BANKS];
 	size_t n_macs[ES_FW_BANKS];
@@ -157,6 +159,7 @@ int fw_kern_open(struct bpf_object *obj, struct fw_kern **out)
 	k->fd_ifpos = map_fd(obj, "fw_ifpos");
 	k->fd_hits = map_fd(obj, "fw_hits");
 	k->fd_sys_hits = map_fd(obj, "fw_sys_hits");
+	k->fd_rule_slot = map_fd(obj, "fw_rule_slot");
 	if (k->fd_bank < 0 || k->fd_mac < 0 || k->fd_ifpos < 0 || k->fd_hits < 0 ||
 	    k->fd_sys_hits < 0) {
 		ret = -ENOENT;
@@ -246,6 +249,54 @@ static char **ids_of(const struct fw_image *img, bool sys, size_t *n)
 	}
 	*n = cnt;
 	return v;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * FW_RULE_SLOT after a switch to bank b: rule_id → the first slot of that
+ * rule in b (a rule may hold several positions). tc_conntrack records it in
+ * the flows a rule admits and the XDP limit check counts max_states there, so
+ * both agree whichever position matched. Ids no longer installed go away.
+ */
+static void write_rule_slots(struct fw_kern *k, int b, const struct fw_image *img)
+{
+	uint32_t n = img->hdr.n_rules, *ids, key, next, *prev = NULL;
+	size_t n_gone = 0;
+
+	if (k->fd_rule_slot < 0)
+		return;
+	ids = calloc(n + 1, sizeof(*ids));
+	if (!ids)
+		return;
+	for (uint32_t i = n; i-- > 0;) {
+		uint32_t slot = (uint32_t)b * ES_FW_MAX_RULES + i;
+
+		ids[i] = img->r4[i].rule_id;
+		/* Descending: the lowest position of a rule is written last. */
+		bpf_map_update_elem(k->fd_rule_slot, &ids[i], &slot, BPF_ANY);
+	}
+	qsort(ids, n, sizeof(*ids), u32_cmp);
+	{
+		uint32_t *gone = calloc(ES_FW_RULE_SLOTS, sizeof(*gone));
+
+		while (gone && bpf_map_get_next_key(k->fd_rule_slot, prev, &next) == 0 &&
+		       n_gone < ES_FW_RULE_SLOTS) {
+			key = next;
+			prev = &key;
+			if (!bsearch(&key, ids, n, sizeof(*ids), u32_cmp))
+				gone[n_gone++] = key;
+		}
+		for (size_t i = 0; i < n_gone; i++)
+			bpf_map_delete_elem(k->fd_rule_slot, &gone[i]);
+		free(gone);
+	}
+	free(ids);
 }
 
 static int write_macs(struct fw_kern *k, int b, const struct fw_image *img)
@@ -340,6 +391,7 @@ int fw_kern_install(struct fw_kern *k, const struct fw_image *img)
 		usleep(50 * 1000); /* fallback grace period */
 	if (inner >= 0)
 		close(inner);
+	write_rule_slots(k, (int)b, img);
 
 	es_strv_free(k->ids[b]);
 	es_strv_free(k->sys_ids[b]);
