@@ -200,8 +200,8 @@ static void words(int v6, const char *s, __u32 w[4])
 	}
 	inet_pton(AF_INET6, s, b);
 	for (int i = 0; i < 4; i++)
-		w[i] = (__u32)b[4 * i] << 24 | (__u32)b[4 * i + 1] << 16 | (__u32)b[4 * i + 2] << 8 |
-		       b[4 * i + 3];
+		w[i] = (__u32)b[4 * i] << 24 | (__u32)b[4 * i + 1] << 16 |
+		       (__u32)b[4 * i + 2] << 8 | b[4 * i + 3];
 }
 
 /*
@@ -454,7 +454,8 @@ static void max_states(int v6)
 		/* tc_conntrack would now create the entry. */
 		put(v6, i ? CL2(v6) : CL(v6), 43000, SV(v6), 80, IPPROTO_TCP, ES_CT_SYN_SENT);
 	}
-	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(fw->maps.fw_rule_state_count), &slot, &cnt), 0);
+	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(fw->maps.fw_rule_state_count), &slot, &cnt),
+		     0);
 	cr_expect_eq(cnt, 2);
 	/* The third connection is refused; packets of admitted flows still pass. */
 	o = run((tcp(&p, v6, CL(v6), SV(v6), 43001, 80, TH_SYN), &p));
@@ -466,9 +467,9 @@ static void max_states(int v6)
 	cr_expect_eq(g.ev[0].action, ES_FW_ACT_DROP);
 	/* One closes and the sweeper recounts: a new one is admitted. */
 	cnt = 1;
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(fw->maps.fw_rule_state_count), &slot, &cnt,
-					 BPF_ANY),
-		     0);
+	cr_assert_eq(
+	    bpf_map_update_elem(bpf_map__fd(fw->maps.fw_rule_state_count), &slot, &cnt, BPF_ANY),
+	    0);
 	cr_expect_eq(run((tcp(&p, v6, CL(v6), SV(v6), 43002, 80, TH_SYN), &p)).verdict, XDP_PASS);
 }
 

@@ -419,6 +419,7 @@ static __always_inline int fw_classify(struct xdp_md *ctx, const struct es_pkt *
 #define FW_CTV_OVERLOAD 0x200
 #define FW_CTV_ENTRY 0x400
 #define FW_CTV_ON 0x800
+#define FW_CTV_OPENS 0x1000 /* NEW, no entry, and tc_conntrack will create one */
 
 __noinline int fw_ct_view(struct xdp_md *ctx, const struct es_pkt *pkt)
 {
@@ -442,6 +443,10 @@ __noinline int fw_ct_view(struct xdp_md *ctx, const struct es_pkt *pkt)
 		r |= FW_CTV_FAST;
 	if (cv.has_entry)
 		r |= FW_CTV_ENTRY;
+	/* Connections the limits count: what tc_conntrack tracks (not ND, say). */
+	else if (cv.state == ES_CT_NEW && (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP ||
+					   ct_icmp_is_echo_request(pkt->proto, pkt->icmp_type)))
+		r |= FW_CTV_OPENS;
 	return r;
 }
 
@@ -754,7 +759,7 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 		if (v->action == ES_FW_ACT_DROP)
 			goto reason;
 		/* Step 8: a flow this packet opens (conntrack on, no entry yet). */
-		if ((ctf & (FW_CTV_ON | FW_CTV_ENTRY)) == FW_CTV_ON && ct_state == ES_FW_CT_NEW) {
+		if (ctf & FW_CTV_OPENS) {
 			if (fw_conn_limits(pkt, v->rule_id, slot, max_states)) {
 				v->action = ES_FW_ACT_DROP;
 				v->rule_id = ES_FW_RULE_CONN_LIMIT;
