@@ -215,10 +215,11 @@ def test_established_flow_survives_a_killed_agent_under_default_drop(router,
     cli = tcp_client(router.client, SERVER[6], 9300, 100)
     cli4 = tcp_client(router.client, SERVER[4], 9300, 100)
     try:
-        first = wait_until(lambda: [c for c in conns(a, dst_port=9300)
-                                    if c["state"] == "established"
-                                    and c["packets_fwd"] > 5] if
-                           len(conns(a, dst_port=9300)) == 2 else None)
+        def both_up():
+            up = [c for c in conns(a, dst_port=9300)
+                  if c["state"] == "established" and c["packets_fwd"] > 5]
+            return up if len(up) == 2 else None
+        first = wait_until(both_up)
         assert first and len(first) == 2, conns(a)
         a.stop(signal.SIGKILL)
 
