@@ -127,9 +127,11 @@ struct es_fw_bank {
 /* ---- class records ------------------------------------------------------------ */
 
 /*
- * fw_cls[bank * ES_FW_CLS_PER_BANK + class]: w = positions whose condition on
- * the dimension holds for the values of this class; summ[g] bit i = word i of
- * w has a bit of a group-g rule.
+ * Record `class` of bank b: w = positions whose condition on the dimension
+ * holds for the values of this class; summ[g] bit i = word i of w has a bit
+ * of a group-g rule. fw_cls (like fw_trie, fw_skip and fw_vtab) has one
+ * element per bank, so through mmap the records are the flat array
+ * [b * ES_FW_CLS_PER_BANK + class].
  */
 struct es_fw_cls {
 	__u64 summ[ES_FW_GROUPS];
