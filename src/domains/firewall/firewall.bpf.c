@@ -12,6 +12,7 @@
 #include "kernel/bpf/xdp_chain.h"
 #include "kernel/bpf/fw_shared.h"
 #include "kernel/bpf/ct.h"
+#include "kernel/bpf/route.h"
 #include "abi/firewall.h"
 #include "abi/xdp_meta.h"
 
@@ -129,7 +130,8 @@ struct fw_verdict {
 	__u8 dscp_mark;
 	__u8 meta;   /* ES_FW_BF_META: write xdp_meta */
 	__u8 mflags; /* ES_META_F_* besides PRESENT (NEW_FLOW, DUP_TO, REPLY_TO) */
-	__u8 pad[3];
+	__u8 route;  /* ES_FW_ROUTE_* of the matched PASS/LOG rule */
+	__u8 pad[2];
 };
 
 static __always_inline void fw_event(const struct es_pkt *pkt, __u32 ifindex, __u8 action,
@@ -665,6 +667,7 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 	v->dscp_mark = ES_FW_WILDCARD_U8;
 	v->meta = 0;
 	v->mflags = 0;
+	v->route = ES_FW_ROUTE_NONE;
 	ctl = bpf_map_lookup_elem(&fw_ctl, &zero);
 	if (!ctl)
 		return -1;
@@ -769,6 +772,7 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 			}
 			v->mflags |= ES_META_F_NEW_FLOW;
 		}
+		v->route = route;
 		if (route == ES_FW_ROUTE_DUP_TO)
 			v->mflags |= ES_META_F_DUP_TO;
 		else if (route == ES_FW_ROUTE_REPLY_TO)
@@ -820,6 +824,87 @@ static __always_inline void fw_dscp_mark(struct xdp_md *ctx, const struct es_pkt
 		sum = (sum & 0xffff) + (sum >> 16);
 		*check = bpf_htons((__u16)~sum);
 	}
+}
+
+/*
+ * route_to (network.md §2.7): forward through the rule's gateway. FIB lookup
+ * of the gateway on the target interface → MACs; TTL / hop limit − 1 (IPv4
+ * checksum updated incrementally); MTU check; XDP_REDIRECT into FW_DEVMAP.
+ * XDP_PASS (ordinary routing) when the target is missing or of the other
+ * family, the neighbour is unresolved, the TTL would expire or the frame is
+ * too big — the stack then does what it always does. Global: its frame (the
+ * FIB parameters) is not added to the main function's.
+ */
+__noinline int fw_route_to(struct xdp_md *ctx, const struct es_pkt *pkt, __u32 rule_id)
+{
+	struct es_route_target *t = es_route_target_get(rule_id);
+	struct bpf_fib_lookup fib = {};
+	void *data, *data_end;
+	__u32 off, slot, mtu = 0;
+	__u8 *h;
+	int v6;
+
+	if (!pkt || !t || !t->ifindex || !t->family)
+		return XDP_PASS;
+	v6 = !!(pkt->flags & ES_PKT_F_IPV6);
+	if (v6 != (t->family == 6))
+		return XDP_PASS;
+	slot = t->devmap_slot;
+	if (!bpf_map_lookup_elem(&fw_devmap, &slot))
+		return XDP_PASS;
+	fib.ifindex = t->ifindex;
+	fib.l4_protocol = pkt->proto;
+	fib.sport = bpf_htons(pkt->sport);
+	fib.dport = bpf_htons(pkt->dport);
+	fib.tot_len = pkt->l3_len;
+	if (v6) {
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, pkt->src, 16);
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			fib.ipv6_dst[i] = bpf_htonl(t->gw[i]);
+	} else {
+		fib.family = 2; /* AF_INET */
+		fib.tos = pkt->dscp << 2;
+		__builtin_memcpy(&fib.ipv4_src, pkt->src + 12, 4);
+		fib.ipv4_dst = bpf_htonl(t->gw[0]);
+	}
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_OUTPUT) !=
+		BPF_FIB_LKUP_RET_SUCCESS ||
+	    fib.ifindex != t->ifindex)
+		return XDP_PASS;
+	if (bpf_check_mtu(ctx, t->ifindex, &mtu, 0, 0))
+		return XDP_PASS;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	off = pkt->l3_off;
+	if (off > ES_MAX_L3_OFF || !ES_FITS(data, data_end, 0, 14))
+		return XDP_PASS;
+	barrier_var(off);
+	h = data + off;
+	if (v6) {
+		if (!ES_FITS(data, data_end, off, 40) || h[7] <= 1)
+			return XDP_PASS;
+		h[7]--;
+	} else {
+		__u16 *check;
+		__u32 sum;
+
+		if (!ES_FITS(data, data_end, off, sizeof(struct iphdr)) || h[8] <= 1)
+			return XDP_PASS;
+		/* RFC 1624: the TTL is the high byte of the word at 8; −1 there is −0x100. */
+		check = (__u16 *)(h + 10);
+		sum = (__u16)~bpf_ntohs(*check);
+		sum += (__u16) ~(__u16)(h[8] << 8 | h[9]);
+		h[8]--;
+		sum += (__u16)(h[8] << 8 | h[9]);
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		*check = bpf_htons((__u16)~sum);
+	}
+	__builtin_memcpy(data, fib.dmac, 6);
+	__builtin_memcpy(data + 6, fib.smac, 6);
+	return bpf_redirect_map(&fw_devmap, slot, XDP_PASS);
 }
 
 /*
@@ -900,6 +985,8 @@ int xdp_firewall(struct xdp_md *ctx)
 	fw_metric(ES_FW_M_PASSED);
 	if (v.dscp_mark <= 63)
 		fw_dscp_mark(ctx, pkt, v.dscp_mark);
+	if (v.route == ES_FW_ROUTE_TO && fw_route_to(ctx, pkt, v.rule_id) == XDP_REDIRECT)
+		return XDP_REDIRECT; /* REDIRECT never tail-calls (§1.2) */
 	if (v.meta)
 		fw_set_meta(ctx, &v);
 next:

@@ -12,6 +12,7 @@
 #define ES_LOG_TARGET "ebpfsentinel::firewall"
 #include "domains/firewall/firewall.h"
 #include "domains/firewall/fw.h"
+#include "domains/routing/routing.h"
 #include "abi/firewall.h"
 #include "agent/domain.h"
 #include "api/metrics.h"
@@ -555,6 +556,41 @@ static void vlan_offload_off(void)
 }
 
 /*
+ * Hand the routing actions of the live rules to the routing domain, which
+ * resolves them into FW_ROUTE_TARGETS (and re-points route_to on failover).
+ */
+static void bind_routes(void)
+{
+	struct routing_binding *b = calloc(rt.live.n + 1, sizeof(*b));
+	unsigned n = 0;
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < rt.live.n; i++) {
+		const struct fw_rule *r = &rt.live.v[i];
+		const json_t *g = json_object_get(r->route_cfg, "gateway");
+		const json_t *ifn = json_object_get(r->route_cfg, "interface");
+
+		if (!r->enabled || r->route == FW_ROUTE_NONE)
+			continue;
+		b[n].rule_id = rule_num(r->id, NULL);
+		b[n].kind = (enum routing_kind)r->route;
+		if (json_is_string(g))
+			snprintf(b[n].gateway, sizeof(b[n].gateway), "%s", json_string_value(g));
+		else if (json_is_integer(g))
+			snprintf(b[n].gateway, sizeof(b[n].gateway), "%lld",
+				 (long long)json_integer_value(g));
+		if (json_is_string(ifn))
+			snprintf(b[n].interface, sizeof(b[n].interface), "%s",
+				 json_string_value(ifn));
+		b[n].family = r->has_src ? r->src.addr.family : r->has_dst ? r->dst.addr.family : 0;
+		n++;
+	}
+	routing_set_bindings(b, n);
+	free(b);
+}
+
+/*
  * Compile the live set and install it into the inactive bank. Called with
  * ctl_lock held. 0, or -errno with why (the running set stays).
  */
@@ -608,6 +644,7 @@ static int recompile(char *why, size_t whylen)
 		vlan_offload_off();
 		rt.vlan_warned = true;
 	}
+	bind_routes();
 	ret = fw_kern_install(kern, &img);
 	if (ret) {
 		snprintf(why, whylen, "kernel update failed: %s", strerror(-ret));

@@ -375,23 +375,59 @@ int routing_resolve(const struct routing_binding *b, struct es_route_target *out
 	return r;
 }
 
+/* FW_DEVMAP slots handed out so far: slot i holds devslot_if[i] (0 = free). */
+static uint32_t devslot_if[ES_DEVMAP_MAX];
+
+/* The FW_DEVMAP slot of ifindex, filling a free one (under lock); -1 when full. */
+static int devmap_slot_locked(int devfd, uint32_t ifindex)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < ES_DEVMAP_MAX; i++) {
+		if (devslot_if[i] == ifindex)
+			return i;
+		if (!devslot_if[i] && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0 || devfd < 0)
+		return -1;
+	{
+		uint32_t key = (uint32_t)free_slot;
+
+		if (bpf_map_update_elem(devfd, &key, &ifindex, BPF_ANY))
+			return -1;
+	}
+	devslot_if[free_slot] = ifindex;
+	return free_slot;
+}
+
 /* Rewrite FW_ROUTE_TARGETS from the bindings (under lock). Targets that do not
- * resolve are removed: the packet then follows the ordinary routing table. */
+ * resolve are removed: the packet then follows the ordinary routing table.
+ * route_to targets get the FW_DEVMAP slot of their interface (XDP redirect). */
 static void write_targets_locked(void)
 {
 	int fd = es_kernel_ready() ? es_kernel_open_pinned("fw_route_targets") : -1;
+	int devfd = es_kernel_ready() ? es_kernel_open_pinned("fw_devmap") : -1;
 
-	if (fd < 0)
-		return;
-	for (unsigned i = 0; i < n_binds; i++) {
+	for (unsigned i = 0; fd >= 0 && i < n_binds; i++) {
 		struct es_route_target t;
 
-		if (resolve_locked(&binds[i], &t) == 0)
+		if (resolve_locked(&binds[i], &t) == 0) {
+			if (binds[i].kind == ROUTING_ROUTE_TO) {
+				int slot = devmap_slot_locked(devfd, t.ifindex);
+
+				/* No slot (map full or absent): XDP passes to the stack. */
+				t.devmap_slot = slot < 0 ? 0xFF : (uint8_t)slot;
+			}
 			bpf_map_update_elem(fd, &binds[i].rule_id, &t, BPF_ANY);
-		else
+		} else {
 			bpf_map_delete_elem(fd, &binds[i].rule_id);
+		}
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	if (devfd >= 0)
+		close(devfd);
 }
 
 int routing_set_bindings(const struct routing_binding *b, unsigned n)

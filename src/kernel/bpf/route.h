@@ -18,6 +18,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } fw_route_targets SEC(".maps");
 
+/*
+ * FW_DEVMAP: egress devices of route_to from XDP, slot → ifindex; the routing
+ * domain fills the slots its targets name (es_route_target.devmap_slot).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, ES_DEVMAP_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fw_devmap SEC(".maps");
+
 static __always_inline struct es_route_target *es_route_target_get(__u32 rule_id)
 {
 	return bpf_map_lookup_elem(&fw_route_targets, &rule_id);
