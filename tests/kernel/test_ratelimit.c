@@ -474,7 +474,11 @@ Test(ratelimit, syn_over_threshold_without_listener_or_proxy_is_dropped)
 	cr_expect_eq(run(&p), XDP_PASS);
 	cr_expect_eq(run(&p), XDP_DROP, "the threshold-th SYN of the second is over");
 	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.ddos_metrics), ES_DDOS_M_SYN_RECEIVED), 3);
-	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.ddos_metrics), ES_DDOS_M_SYNCOOKIES_SENT), 1);
+	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.ddos_metrics), ES_DDOS_M_SYNCOOKIES_SENT), 0,
+		     "no cookie could be made: none sent");
+	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.es_reasons),
+			       ES_PROG_XDP_RATELIMIT * ES_REASON_STRIDE + ES_R_DDOS_SYN_DROP),
+		     1);
 	set_clock(2 * SEC);
 	cr_expect_eq(run(&p), XDP_PASS, "new second");
 }
@@ -692,6 +696,44 @@ Test(syncookie, listener_cookie_synack_and_ack_validation)
 	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.es_reasons),
 			       ES_PROG_XDP_RATELIMIT * ES_REASON_STRIDE + ES_R_DDOS_SYNCOOKIE),
 		     1);
+}
+
+Test(syncookie, syn_of_a_time_wait_tuple_goes_to_the_stack)
+{
+	struct sockaddr_in cli = {.sin_family = AF_INET, .sin_port = htons(40000)};
+	struct sockaddr_in srv = {.sin_family = AF_INET, .sin_port = htons(8080)};
+	int prog = bpf_program__fd(rl->progs.xdp_ratelimit), c, a, one = 1;
+	struct kt_run r;
+	struct pb syn;
+	char b;
+
+	/* A connection 198.51.100.2:40000 -> :8080 that the server closes first:
+	 * the server's side of that 4-tuple stays in TIME_WAIT. */
+	inet_pton(AF_INET, "198.51.100.2", &cli.sin_addr);
+	inet_pton(AF_INET, "198.51.100.1", &srv.sin_addr);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_eq(bind(c, (void *)&cli, sizeof(cli)), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(connect(c, (void *)&srv, sizeof(srv)), 0, "connect: %s", strerror(errno));
+	a = accept(listener, NULL, NULL);
+	cr_assert_geq(a, 0);
+	close(a);
+	cr_assert_eq(read(c, &b, 1), 0, "EOF from the server");
+	close(c);
+	usleep(50000);
+	cr_assert_eq(system("ss -Htn state time-wait src 198.51.100.1:8080 | grep -q 40000"), 0,
+		     "no TIME_WAIT for the tuple");
+
+	syn_config(ES_DDOS_SYN_F_CHECK_ACK);
+	set_clock(SEC);
+	tcp_seg(&syn, 0, 8080, TH_SYN, 1000, 0, 1460);
+	kt_xdp(prog, &syn, &r);
+	cr_expect_eq(r.retval, XDP_PASS, "the stack decides about a SYN of a TIME_WAIT tuple");
+	cr_expect_eq(r.out_len, syn.len, "untouched");
+	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.es_reasons),
+			       ES_PROG_XDP_RATELIMIT * ES_REASON_STRIDE + ES_R_DDOS_SYN_DROP),
+		     0);
+	cr_expect_eq(kt_percpu(bpf_map__fd(rl->maps.ddos_metrics), ES_DDOS_M_SYNCOOKIES_SENT), 0);
 }
 
 Test(syncookie, ipv6_listener_cookie_synack)

@@ -169,11 +169,17 @@ static __always_inline int ddos_copy_tcp(struct xdp_md *ctx, __u32 l4, struct dd
 	return 0;
 }
 
+/* ddos_gen_cookie: the SYN belongs to a socket of its own (below). */
+#define DDOS_CK_STACK (-2)
+
 /*
  * A cookie for this SYN: from the local listener it targets
  * (bpf_tcp_gen_syncookie marks the listener so its stack accepts the ACK),
  * else a raw cookie when a SYN proxy finishes forwarded handshakes. The
- * result is cookie | mss << 32, or < 0.
+ * result is cookie | mss << 32, or < 0. DDOS_CK_STACK when the 4-tuple has a
+ * socket other than a listener (a TIME_WAIT left by an earlier connection of
+ * the same ports, typically): the stack decides about such a SYN (reopen, or
+ * a cookie of its own with tcp_syncookies=2); it creates no half-open entry.
  */
 static __always_inline __s64 ddos_gen_cookie(struct xdp_md *ctx, struct bpf_sock_tuple *tup,
 					     __u32 tup_len, void *iph, __u32 iph_len,
@@ -189,7 +195,11 @@ static __always_inline __s64 ddos_gen_cookie(struct xdp_md *ctx, struct bpf_sock
 	if (sk) {
 		if (sk->state == BPF_TCP_LISTEN)
 			ck = bpf_tcp_gen_syncookie(sk, iph, iph_len, (struct tcphdr *)tc->b, len);
+		else
+			ck = DDOS_CK_STACK;
 		bpf_sk_release(sk);
+		if (ck == DDOS_CK_STACK)
+			return ck;
 	}
 	if (ck < 0 && (flags & ES_DDOS_SYN_F_SYNPROXY)) {
 		if (v6)
@@ -244,7 +254,8 @@ static __always_inline int ddos_synack_frame(struct xdp_md *ctx, __u32 l4)
 	return 0;
 }
 
-/* Answer an IPv4 SYN with a cookie SYN-ACK in place. XDP_TX, or -1 (caller drops). */
+/* Answer an IPv4 SYN with a cookie SYN-ACK in place. XDP_TX, XDP_PASS (a socket of
+ * its own: the stack's), or -1 (caller drops). */
 static __always_inline int ddos_synack_v4(struct xdp_md *ctx, const struct es_pkt *pkt, __u8 flags)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
@@ -270,6 +281,8 @@ static __always_inline int ddos_synack_v4(struct xdp_md *ctx, const struct es_pk
 	tup.ipv4.sport = ((struct tcphdr *)tc.b)->source;
 	tup.ipv4.dport = ((struct tcphdr *)tc.b)->dest;
 	ck = ddos_gen_cookie(ctx, &tup, sizeof(tup.ipv4), &iph, sizeof(iph), &tc, 0, flags);
+	if (ck == DDOS_CK_STACK)
+		return XDP_PASS;
 	if (ck < 0)
 		return -1;
 
@@ -330,6 +343,8 @@ static __always_inline int ddos_synack_v6(struct xdp_md *ctx, const struct es_pk
 	tup.ipv6.sport = ((struct tcphdr *)tc.b)->source;
 	tup.ipv6.dport = ((struct tcphdr *)tc.b)->dest;
 	ck = ddos_gen_cookie(ctx, &tup, sizeof(tup.ipv6), &ip6, sizeof(ip6), &tc, 1, flags);
+	if (ck == DDOS_CK_STACK)
+		return XDP_PASS;
 	if (ck < 0)
 		return -1;
 
@@ -642,12 +657,14 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 			if (!over)
 				over = ddos_syn_over(&all, sc->threshold_pps, now);
 			if (over) {
-				ddos_metric(ES_DDOS_M_SYNCOOKIES_SENT);
-				ddos_event(ctx, pkt, ES_EV_DDOS_SYN, ES_DDOS_EV_SYNCOOKIE);
 				v = pkt->flags & ES_PKT_F_IPV6
 					? ddos_synack_v6(ctx, pkt, sc->flags)
 					: ddos_synack_v4(ctx, pkt, sc->flags);
+				if (v == XDP_PASS)
+					return -1; /* a socket of its own: the stack's */
+				ddos_event(ctx, pkt, ES_EV_DDOS_SYN, ES_DDOS_EV_SYNCOOKIE);
 				if (v == XDP_TX) {
+					ddos_metric(ES_DDOS_M_SYNCOOKIES_SENT);
 					es_count(prog, ES_R_DDOS_SYNCOOKIE);
 					return XDP_TX;
 				}

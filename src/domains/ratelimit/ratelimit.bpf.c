@@ -399,6 +399,11 @@ int xdp_ratelimit(struct xdp_md *ctx)
 			r = pkt->flags & ES_PKT_F_IPV6 ? ddos_synack_v6(ctx, pkt, sf)
 						       : ddos_synack_v4(ctx, pkt, sf);
 		}
+		if (r == XDP_PASS) {
+			/* A socket of its own (TIME_WAIT): the stack decides. */
+			es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
+			goto next;
+		}
 		if (r == XDP_TX) {
 			es_count(ES_PROG_XDP_RATELIMIT, ES_R_DDOS_SYNCOOKIE);
 			return XDP_TX;
