@@ -77,14 +77,20 @@ API_KEYS = """  api_keys:
 """
 
 
-@pytest.fixture
-def jwt_agent(make_agent, tmp_path):
+def jwt_auth(tmp_path):
+    """A fresh RS256 key pair: (private key, public key path, auth section)."""
     key = new_key()
     kp = tmp_path / "jwt.pem"
     kp.write_bytes(pem_public(key))
     kp.chmod(0o600)
-    auth = (f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
-            f"    issuer: {ISS}\n    audience: {AUD}\n" + API_KEYS)
+    return key, kp, (f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
+                     f"    issuer: {ISS}\n    audience: {AUD}\n")
+
+
+@pytest.fixture
+def jwt_agent(make_agent, tmp_path):
+    key, kp, auth = jwt_auth(tmp_path)
+    auth += API_KEYS
     audit = f"audit:\n  storage_path: {tmp_path}/audit.redb\n"
     a = make_agent(extra_yaml=auth + audit).start()
     a.key, a.key_path, a.auth_yaml, a.audit_yaml = key, kp, auth, audit
@@ -188,13 +194,9 @@ def test_roles_on_write_endpoints_and_the_acting_identity_is_audited(jwt_agent):
 def test_firewall_rule_history_names_each_token_sub(make_agent, tmp_path):
     """Created, changed and deleted through the API: three versions with the
     right before/after documents and the sub of the token that made each."""
-    key = new_key()
-    kp = tmp_path / "jwt.pem"
-    kp.write_bytes(pem_public(key))
-    kp.chmod(0o600)
+    key, _, auth = jwt_auth(tmp_path)
     a = make_agent(extra_yaml=(
-        f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
-        f"    issuer: {ISS}\n    audience: {AUD}\n"
+        auth +
         f"audit:\n  storage_path: {tmp_path}/audit.redb\n"
         "firewall:\n  mode: block\n  rules: []\n")).start()
     body = {"id": "web", "priority": 7, "action": "deny", "protocol": "tcp", "dst_port": 8081}
@@ -231,13 +233,9 @@ def test_firewall_rule_history_names_each_token_sub(make_agent, tmp_path):
 def test_namespace_rule_on_firewall_writes(make_agent, tmp_path):
     """§4.4 NS rule: an operator writes only namespace:<granted> rules; global and
     interface scopes need admin; for delete and replace the stored scope counts."""
-    key = new_key()
-    kp = tmp_path / "jwt.pem"
-    kp.write_bytes(pem_public(key))
-    kp.chmod(0o600)
+    key, _, auth = jwt_auth(tmp_path)
     a = make_agent(extra_yaml=(
-        f"auth:\n  enabled: true\n  jwt:\n    public_key_path: {kp}\n"
-        f"    issuer: {ISS}\n    audience: {AUD}\n"
+        auth +
         "firewall:\n  rules:\n    - {id: dev-rule, priority: 9, action: deny, "
         "protocol: udp, dst_port: 9, scope: \"namespace:dev\"}\n")).start()
     prod = bearer(token(key, sub="op", role="operator", namespaces=["prod"]))
