@@ -587,3 +587,63 @@ Test(fw_conntrack, route_actions_set_metadata_flags)
 		cr_expect(o.meta_flags & ES_META_F_NEW_FLOW);
 	}
 }
+
+/* An ICMP(v6) message of `type` with identifier `id` (echo) from s to d. */
+static void icmp(struct pb *p, int v6, const char *s, const char *d, __u8 type, __u16 id)
+{
+	pb_init(p);
+	pb_eth(p, v6 ? PB_ETH_IPV6 : PB_ETH_IP);
+	if (v6)
+		pb_ipv6(p, s, d, 58);
+	else
+		pb_ipv4(p, s, d, IPPROTO_ICMP, 0, 0);
+	p->l4 = (int)p->len;
+	p->l4proto = v6 ? 58 : IPPROTO_ICMP;
+	pb_u8(p, type);
+	pb_u8(p, 0);
+	pb_be16(p, 0);
+	pb_be16(p, id);
+	pb_be16(p, 1);
+	pb_payload(p, 16, 0);
+	pb_finish(p);
+}
+
+static void only_tracked_flows_count(int v6)
+{
+	static const char *const rules[] = {
+	    "{\"id\":\"icmp-1\",\"priority\":5,\"action\":\"allow\",\"protocol\":\"icmp\"}", NULL};
+	__u8 other = v6 ? 135 : 13; /* neighbour solicitation / timestamp: not tracked */
+	__u8 echo = v6 ? 128 : 8;
+	struct es_ct_addr16 a = addr16(v6, CL(v6));
+	struct es_ct_src_counter sc;
+	struct pb p;
+	struct out o;
+
+	ct_cfg(1, 1, 0);
+	install(ES_FW_POLICY_DROP, rules);
+	for (int i = 0; i < 3; i++) {
+		o = run((icmp(&p, v6, CL(v6), SV(v6), other, (__u16)i), &p));
+		cr_expect_eq(o.verdict, XDP_PASS, "untracked ICMP %d", i);
+		cr_expect_not(o.meta_flags & ES_META_F_NEW_FLOW);
+	}
+	cr_expect_neq(bpf_map_lookup_elem(bpf_map__fd(fw->maps.ct_src_counters), &a, &sc), 0,
+		      "no connection counted");
+	o = run((icmp(&p, v6, CL(v6), SV(v6), echo, 7), &p));
+	cr_expect_eq(o.verdict, XDP_PASS);
+	cr_expect(o.meta_flags & ES_META_F_NEW_FLOW);
+	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(fw->maps.ct_src_counters), &a, &sc), 0);
+	cr_expect_eq(sc.conn_count, 1);
+	/* A second echo flow is over max_src_states 1; untracked types still pass. */
+	cr_expect_eq(run((icmp(&p, v6, CL(v6), SV(v6), echo, 8), &p)).verdict, XDP_DROP);
+	cr_expect_eq(run((icmp(&p, v6, CL(v6), SV(v6), other, 9), &p)).verdict, XDP_PASS);
+}
+
+Test(fw_conntrack, only_flows_conntrack_tracks_count_ipv4)
+{
+	only_tracked_flows_count(0);
+}
+
+Test(fw_conntrack, only_flows_conntrack_tracks_count_ipv6)
+{
+	only_tracked_flows_count(1);
+}
