@@ -186,6 +186,10 @@ struct es_pkt_event {
 /* Ring buffer sizes and the producer backpressure threshold (75 %). */
 #define ES_EVENTS_RING_BYTES (1 << 20)
 #define ES_EVENTS_RING_HIGH_WATER (ES_EVENTS_RING_BYTES / 4 * 3)
+/* Producers wake the reader each time the pending data crosses a multiple of
+ * this (a power of two); below it the reader's timed poll collects them. */
+#define ES_EVENTS_RING_WAKE_BYTES (ES_EVENTS_RING_BYTES / 16)
+#define ES_EVENTS_READER_POLL_MS 50
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_event_hdr) == 8, "event header is 8 bytes");

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +33,6 @@ struct slot {
 };
 
 static struct handler handlers[ES_EV__MAX];
-static struct ring_buffer *rb;
 static pthread_t reader, worker;
 static atomic_bool stop_reader, stop_worker;
 static bool started;
@@ -152,33 +153,121 @@ size_t es_events_flush(void)
 	return total;
 }
 
-static int rb_cb(void *ctx, void *data, size_t len)
-{
-	es_events_submit(data, len);
-	return 0;
-}
+/*
+ * The reader's view of the `events` ring, mapped as libbpf maps it: the
+ * consumer page read-write, the producer page and the data area (mapped twice
+ * so a record that wraps stays contiguous) read-only. Unlike libbpf 1.1's
+ * ring_buffer__consume(), which stores the consumer position after every
+ * record, this publishes it once per ES_RING_PUBLISH records: each store
+ * pulls the cache line away from the producing CPU, whose next reserve then
+ * misses on it (docs/firewall.md, "Ring-buffer wakeups").
+ */
+#define ES_RING_PUBLISH 256
+
+struct ring {
+	int epfd;
+	unsigned long *consumer_pos;
+	const unsigned long *producer_pos;
+	const uint8_t *data;
+	size_t mask, page, size;
+};
+
+static struct ring ring = {.epfd = -1};
 
 int es_events_add_ring(int map_fd)
 {
-	if (!rb) {
-		rb = ring_buffer__new(map_fd, rb_cb, NULL, NULL);
-		return rb ? 0 : -errno;
+	struct bpf_map_info info = {0};
+	__u32 ilen = sizeof(info);
+	struct epoll_event ev = {.events = EPOLLIN};
+	void *p;
+
+	if (ring.epfd >= 0)
+		return -EBUSY; /* one ring: the common `events` */
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &ilen))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_RINGBUF)
+		return -EINVAL;
+	ring.page = (size_t)sysconf(_SC_PAGESIZE);
+	ring.size = info.max_entries;
+	ring.mask = info.max_entries - 1;
+	p = mmap(NULL, ring.page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	ring.consumer_pos = p;
+	p = mmap(NULL, ring.page + 2 * ring.size, PROT_READ, MAP_SHARED, map_fd, (off_t)ring.page);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+
+		munmap(ring.consumer_pos, ring.page);
+		return e;
 	}
-	return ring_buffer__add(rb, map_fd, rb_cb, NULL);
+	ring.producer_pos = p;
+	ring.data = (const uint8_t *)p + ring.page;
+	ring.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ring.epfd < 0 || epoll_ctl(ring.epfd, EPOLL_CTL_ADD, map_fd, &ev)) {
+		int e = -errno;
+
+		if (ring.epfd >= 0)
+			close(ring.epfd);
+		ring.epfd = -1;
+		munmap(ring.consumer_pos, ring.page);
+		munmap((void *)ring.producer_pos, ring.page + 2 * ring.size);
+		return e;
+	}
+	return 0;
+}
+
+static void ring_close(void)
+{
+	if (ring.epfd < 0)
+		return;
+	close(ring.epfd);
+	munmap(ring.consumer_pos, ring.page);
+	munmap((void *)ring.producer_pos, ring.page + 2 * ring.size);
+	ring.epfd = -1;
+}
+
+/* Drain every committed record into the queue; the number of records read. */
+static long ring_consume(void)
+{
+	unsigned long cons = __atomic_load_n(ring.consumer_pos, __ATOMIC_ACQUIRE), prod;
+	long n = 0;
+
+	while (cons < (prod = __atomic_load_n(ring.producer_pos, __ATOMIC_ACQUIRE))) {
+		while (cons < prod) {
+			const uint32_t *hdr = (const uint32_t *)(ring.data + (cons & ring.mask));
+			uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+
+			if (len & BPF_RINGBUF_BUSY_BIT)
+				goto out; /* reserved, not yet committed */
+			cons +=
+			    (((len & ~BPF_RINGBUF_DISCARD_BIT) + BPF_RINGBUF_HDR_SZ) + 7) & ~7ul;
+			if (!(len & BPF_RINGBUF_DISCARD_BIT))
+				es_events_submit((const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ, len);
+			if (++n % ES_RING_PUBLISH == 0)
+				__atomic_store_n(ring.consumer_pos, cons, __ATOMIC_RELEASE);
+		}
+	}
+out:
+	__atomic_store_n(ring.consumer_pos, cons, __ATOMIC_RELEASE);
+	return n;
 }
 
 static void *run_reader(void *arg)
 {
 	while (!atomic_load(&stop_reader)) {
-		/* poll() wakes on notifications; consume() also drains producers that
-		 * skipped the wakeup. Each call drains whole batches. */
-		int r = ring_buffer__poll(rb, 50);
+		/* epoll wakes on notifications, which producers send only when the
+		 * pending data crosses ES_EVENTS_RING_WAKE_BYTES (es_event_submit);
+		 * the timeout bounds the latency of the records below it, which
+		 * ring_consume() collects either way. */
+		struct epoll_event ev;
+		int r = epoll_wait(ring.epfd, &ev, 1, ES_EVENTS_READER_POLL_MS);
 
-		if (r < 0 && r != -EINTR) {
-			pr_error("ring buffer poll failed", LF_INT("error", r));
+		if (r < 0 && errno != EINTR) {
+			pr_error("ring buffer poll failed", LF_INT("error", -errno));
 			break;
 		}
-		ring_buffer__consume(rb);
+		ring_consume();
 		pthread_mutex_lock(&q_lock);
 		if (q_len)
 			pthread_cond_signal(&q_cond);
@@ -232,11 +321,14 @@ int es_events_start(void)
 		return r;
 	atomic_store(&stop_reader, false);
 	atomic_store(&stop_worker, false);
-	if ((r = pthread_create(&worker, NULL, run_worker, NULL)))
+	if ((r = pthread_create(&worker, NULL, run_worker, NULL))) {
+		ring_close();
 		return -r;
+	}
 	if ((r = pthread_create(&reader, NULL, run_reader, NULL))) {
 		atomic_store(&stop_worker, true);
 		pthread_join(worker, NULL);
+		ring_close();
 		return -r;
 	}
 	started = true;
@@ -255,7 +347,7 @@ void es_events_stop(int timeout_ms)
 	atomic_store(&stop_reader, true);
 	pthread_join(reader, NULL);
 	/* Drain what is already in the rings, then what is queued, bounded in time. */
-	while (ring_buffer__consume(rb) > 0 && es_mono_ns() < deadline)
+	while (ring_consume() > 0 && es_mono_ns() < deadline)
 		;
 	atomic_store(&stop_worker, true);
 	pthread_join(worker, NULL);
@@ -267,8 +359,7 @@ void es_events_stop(int timeout_ms)
 		for (size_t i = 0; i < n; i++)
 			free(b[i].data);
 	}
-	ring_buffer__free(rb);
-	rb = NULL;
+	ring_close();
 	if (events_fd >= 0)
 		close(events_fd);
 	events_fd = -1;

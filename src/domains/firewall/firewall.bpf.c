@@ -9,6 +9,7 @@
  */
 #include "kernel/bpf/es_bpf.h"
 #include "kernel/bpf/parse.h"
+#include "kernel/bpf/pkt_event.h"
 #include "kernel/bpf/xdp_chain.h"
 #include "kernel/bpf/fw_shared.h"
 #include "kernel/bpf/ct.h"
@@ -137,27 +138,10 @@ struct fw_verdict {
 static __always_inline void fw_event(const struct es_pkt *pkt, __u32 ifindex, __u8 action,
 				     __u32 rule_id)
 {
-	struct es_pkt_event *e = es_event_reserve(sizeof(*e), ES_EV_FIREWALL, ES_PKT_EVENT_VERSION);
-	int v6 = pkt->flags & ES_PKT_F_IPV6;
-
-	if (!e) {
+	if (es_pkt_event_emit(pkt, ifindex, ES_EV_FIREWALL, action, rule_id)) {
 		fw_metric(ES_FW_M_EVENTS_DROPPED);
 		es_count(ES_PROG_XDP_FIREWALL, ES_R_EVENT_DROPPED);
-		return;
 	}
-	e->hdr.flags = (v6 ? ES_EVF_IPV6 : 0) | (pkt->flags & ES_PKT_F_VLAN ? ES_EVF_VLAN : 0);
-	e->timestamp_ns = bpf_ktime_get_boot_ns();
-	es_addr_words(e->src_addr, pkt->src, v6);
-	es_addr_words(e->dst_addr, pkt->dst, v6);
-	e->src_port = pkt->sport;
-	e->dst_port = pkt->dport;
-	e->protocol = pkt->proto;
-	e->action = action;
-	e->vlan_id = pkt->vlan_id;
-	e->rule_id = rule_id;
-	e->ifindex = ifindex;
-	e->socket_cookie = 0;
-	bpf_ringbuf_submit(e, 0);
 }
 
 /* ---- classifier ------------------------------------------------------------------ */

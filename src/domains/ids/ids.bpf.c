@@ -160,7 +160,7 @@ static __always_inline int emit(struct __sk_buff *skb, const struct es_pkt *pkt,
 		if (!ev)
 			return -1;
 		fill(ev, skb, pkt, v);
-		bpf_ringbuf_submit(ev, 0);
+		es_event_submit(ev);
 		return 0;
 	}
 	ev = es_event_reserve(sizeof(struct es_ids_event), ES_EV_IDS, ES_IDS_EVENT_VERSION);
@@ -177,7 +177,7 @@ static __always_inline int emit(struct __sk_buff *skb, const struct es_pkt *pkt,
 		ev->payload_len = n;
 	else
 		ids_metric(ES_IDS_M_ERRORS);
-	bpf_ringbuf_submit(ev, 0);
+	es_event_submit(ev);
 	return 0;
 }
 

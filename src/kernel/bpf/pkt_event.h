@@ -30,7 +30,7 @@ static __always_inline int es_pkt_event_emit(const struct es_pkt *pkt, __u32 ifi
 	e->rule_id = rule_id;
 	e->ifindex = ifindex;
 	e->socket_cookie = 0;
-	bpf_ringbuf_submit(e, 0);
+	es_event_submit(e);
 	return 0;
 }
 
