@@ -358,6 +358,9 @@ def shipped_sections(skip=("agent", "firewall")):
     return "".join(out)
 
 
+RL_UNLIMITED = 1_000_000_000  # the largest default_rate accepted
+
+
 def agent_config(rules_yaml="", firewall=True, others=False, mode="block"):
     """YAML after the agent section: the firewall with the given rules, and
     the other domains off, or as shipped in config/ebpfsentinel.yaml when
@@ -366,7 +369,12 @@ def agent_config(rules_yaml="", firewall=True, others=False, mode="block"):
             f"  default_policy: pass\n  anti_lockout:\n    enabled: false\n")
     text += "  rules:\n" + rules_yaml if rules_yaml else "  rules: []\n"
     if others:
-        return text + shipped_sections()
+        # As shipped, except that the default rate limit (1 000 pps per source,
+        # network.md §6.1) would measure the policy, not the cost: every packet
+        # still goes through a per-source token bucket, one that never runs dry.
+        return (text + shipped_sections(skip=("agent", "firewall", "ratelimit")) +
+                f"ratelimit:\n  enabled: true\n  default_rate: {RL_UNLIMITED}\n"
+                f"  default_burst: {RL_UNLIMITED}\n")
     for d in ("ids", "ips", "dlp", "ratelimit", "threatintel", "dns", "ddos", "conntrack",
               "nat", "l7", "loadbalancer", "alerting", "audit"):
         text += f"{d}:\n  enabled: false\n"
