@@ -112,49 +112,6 @@ static void udp4(struct pb *p, const char *s, const char *d, __u16 sp, __u16 dp)
 	pb_finish(p);
 }
 
-/* An ICMP(v6) error from `s` to `d` quoting a UDP datagram isrc:isp → idst:idp. */
-static void icmp_err(struct pb *p, int v6, const char *s, const char *d, const char *isrc,
-		     const char *idst, __u16 isp, __u16 idp)
-{
-	pb_init(p);
-	pb_eth(p, v6 ? PB_ETH_IPV6 : PB_ETH_IP);
-	if (v6) {
-		struct in6_addr a, b;
-
-		pb_ipv6(p, s, d, 58);
-		pb_icmp(p, 1, 4); /* destination unreachable, port unreachable */
-		inet_pton(AF_INET6, isrc, &a);
-		inet_pton(AF_INET6, idst, &b);
-		pb_be32(p, 0x60000000);
-		pb_be16(p, 16);
-		pb_u8(p, IPPROTO_UDP);
-		pb_u8(p, 64);
-		pb_put(p, &a, 16);
-		pb_put(p, &b, 16);
-	} else {
-		struct in_addr a, b;
-
-		pb_ipv4(p, s, d, IPPROTO_ICMP, 0, 0);
-		pb_icmp(p, 3, 3);
-		inet_pton(AF_INET, isrc, &a);
-		inet_pton(AF_INET, idst, &b);
-		pb_u8(p, 0x45);
-		pb_u8(p, 0);
-		pb_be16(p, 36);
-		pb_be32(p, 0);
-		pb_u8(p, 64);
-		pb_u8(p, IPPROTO_UDP);
-		pb_be16(p, 0);
-		pb_put(p, &a, 4);
-		pb_put(p, &b, 4);
-	}
-	pb_be16(p, isp);
-	pb_be16(p, idp);
-	pb_be16(p, 16);
-	pb_be16(p, 0);
-	pb_finish(p);
-}
-
 static void put4(const char *a, __u16 ap, const char *b, __u16 bp, __u8 proto, __u8 state,
 		 __u8 flags, __u64 last)
 {

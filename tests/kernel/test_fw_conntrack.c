@@ -145,49 +145,6 @@ static void tcp(struct pb *p, int v6, const char *s, const char *d, __u16 sp, __
 	pb_finish(p);
 }
 
-/* An ICMP(v6) "port unreachable" from s to d quoting a UDP datagram is:isp → id:idp. */
-static void icmp_err(struct pb *p, int v6, const char *s, const char *d, const char *is,
-		     const char *id, __u16 isp, __u16 idp)
-{
-	pb_init(p);
-	pb_eth(p, v6 ? PB_ETH_IPV6 : PB_ETH_IP);
-	if (v6) {
-		struct in6_addr a, b;
-
-		pb_ipv6(p, s, d, 58);
-		pb_icmp(p, 1, 4);
-		inet_pton(AF_INET6, is, &a);
-		inet_pton(AF_INET6, id, &b);
-		pb_be32(p, 0x60000000);
-		pb_be16(p, 16);
-		pb_u8(p, IPPROTO_UDP);
-		pb_u8(p, 64);
-		pb_put(p, &a, 16);
-		pb_put(p, &b, 16);
-	} else {
-		struct in_addr a, b;
-
-		pb_ipv4(p, s, d, IPPROTO_ICMP, 0, 0);
-		pb_icmp(p, 3, 3);
-		inet_pton(AF_INET, is, &a);
-		inet_pton(AF_INET, id, &b);
-		pb_u8(p, 0x45);
-		pb_u8(p, 0);
-		pb_be16(p, 36);
-		pb_be32(p, 0);
-		pb_u8(p, 64);
-		pb_u8(p, IPPROTO_UDP);
-		pb_be16(p, 0);
-		pb_put(p, &a, 4);
-		pb_put(p, &b, 4);
-	}
-	pb_be16(p, isp);
-	pb_be16(p, idp);
-	pb_be16(p, 16);
-	pb_be16(p, 0);
-	pb_finish(p);
-}
-
 static void words(int v6, const char *s, __u32 w[4])
 {
 	__u8 b[16] = {0};
