@@ -58,6 +58,15 @@ struct es_pkt {
 	__u16 icmp_id;	       /* ICMP/ICMPv6 echo request/reply identifier (host order), else 0 */
 } __attribute__((aligned(8))); /* 8: the parser clears and fills it in words, not bytes */
 
+/* PKT_CTX's value (kernel/bpf/pkt_ctx.h): the packet and the hand-off word. */
+#define ES_PKT_CTX_PARSED 0x100u /* | es_parse() result in the low byte */
+
+struct es_pkt_ctx {
+	struct es_pkt pkt; /* first: the firewall casts back from &pkt */
+	__u32 launder;	   /* the firewall classifier's opaque word (fw_launder) */
+	__u32 parsed;	   /* the hand-off word (kernel/bpf/pkt_ctx.h) */
+};
+
 #ifndef __bpf__
 _Static_assert(sizeof(struct es_pkt) == 72, "es_pkt layout");
 _Static_assert(_Alignof(struct es_pkt) == 8, "es_pkt alignment");

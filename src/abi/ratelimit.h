@@ -50,11 +50,43 @@ struct es_addr16 {
 	__u8 addr[16];
 };
 
-/* State key: the source (all-ones for global scope) and the policy tag. */
-struct es_rl_key {
+/*
+ * Per-source state tables (network.md §6.2, state maps; see docs/ratelimit.md
+ * "State tables"): per-CPU set-associative tables, one per algorithm, each a
+ * PERCPU_ARRAY of ES_RL_SETS sets of ES_RL_WAYS ways = 65 536 sources per CPU,
+ * the capacity of the spec's LRU maps. A way is this 24-byte head, the key
+ * {source (all-ones for global scope), policy tag} and when it was last seen,
+ * followed by the algorithm's state. A source's set is a keyed hash of its
+ * key; a full set gives up the way seen longest ago (least recently used).
+ */
+#define ES_RL_SET_BITS 14
+#define ES_RL_SETS (1u << ES_RL_SET_BITS)
+#define ES_RL_WAYS 4
+#define ES_RL_SEEN_SHIFT 22 /* `seen` counts ~4.2 ms units of the clock */
+
+struct es_rl_way {
 	__u8 addr[16];
 	__u32 tag;
-};
+	__u32 seen; /* (now >> ES_RL_SEEN_SHIFT) | 1; 0 = never used */
+} __attribute__((aligned(8)));
+
+/*
+ * The set of key {a0, a1 = the address's two little-endian words, tag} in
+ * every state table: a mix keyed by rl_globals[ES_RL_G_SEED], a random word,
+ * so no sender can aim many of its sources at one set. Shared by
+ * xdp_ratelimit and the tests.
+ */
+static inline __attribute__((always_inline)) __u32 es_rl_set_of(__u64 a0, __u64 a1, __u32 tag,
+								__u32 seed)
+{
+	__u64 x =
+	    a0 ^ (a1 * 0x9e3779b97f4a7c15ull) ^ (((__u64)tag << 32 | seed) * 0xc2b2ae3d27d4eb4full);
+
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 29;
+	return (__u32)x & (ES_RL_SETS - 1);
+}
 
 struct es_rl_token_state {
 	__u64 tokens;
@@ -102,15 +134,22 @@ struct es_rl_tier_ref {
 #define ES_RL_MAX_TIERS 16
 
 /*
- * rl_globals (ARRAY, one u32 per writer so domains never overwrite each
- * other): which lookups can match, so an empty stage costs nothing.
+ * rl_globals: which lookups can match, so an empty stage costs nothing. One
+ * ARRAY entry of words indexed by es_rl_global, so xdp_ratelimit reads them
+ * all through one lookup; each domain writes only its own word, through
+ * es_rl_global_put() (ratelimit.h), which serialises the writers.
  */
 enum es_rl_global {
 	ES_RL_G_FLAGS = 0,     /* ES_RL_HAS_*, written by the ratelimit domain */
 	ES_RL_G_OVERRIDES = 1, /* exact overrides installed (DDoS throttle) */
 	ES_RL_G_BLOCKS = 2,    /* DDoS auto-block entries installed */
 	ES_RL_G_DDOS = 3,      /* ES_RL_DDOS_*: DDoS checks on (the ddos domain) */
-	ES_RL_G__COUNT = 4,
+	ES_RL_G_SEED = 4,      /* the state tables' hash key, random, set once */
+	ES_RL_G__COUNT = 5,
+};
+
+struct es_rl_globals {
+	__u32 w[8]; /* by enum es_rl_global */
 };
 
 /* ES_RL_G_DDOS bits: a check whose bit is clear costs no lookup (nor the clock). */
@@ -167,7 +206,8 @@ _Static_assert(offsetof(struct es_rl_config, action) == 16, "action @16");
 _Static_assert(offsetof(struct es_rl_config, algorithm) == 17, "algorithm @17");
 _Static_assert(offsetof(struct es_rl_config, scope) == 18, "scope @18");
 _Static_assert(offsetof(struct es_rl_config, tag) == 20, "tag @20");
-_Static_assert(sizeof(struct es_rl_key) == 20, "state key");
+_Static_assert(sizeof(struct es_rl_way) == 24, "state table way head");
+_Static_assert(ES_RL_G__COUNT <= 8, "rl_globals words");
 _Static_assert(sizeof(struct es_rl_sliding_state) == 56, "sliding window state is 56 bytes");
 _Static_assert(offsetof(struct es_rl_sliding_state, slot_start_ns) == 40, "slot_start_ns");
 _Static_assert(sizeof(struct es_lpm_v4) == 8 && sizeof(struct es_lpm_v6) == 20, "LPM keys");

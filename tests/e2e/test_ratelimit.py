@@ -210,3 +210,28 @@ def test_chain_follows_reloads(lab, make_agent):
     assert progs["xdp_ratelimit"] is False and progs["xdp_firewall"] is True
     assert pings(lab.peer_ns) == 8
     assert xdp_prog_name(lab.agent_ns, lab.agent_if) == "xdp_firewall"
+
+
+def test_disabled_ratelimit_keeps_only_the_ddos_checks(lab, make_agent):
+    """network.md §6.4 item 6: ratelimit disabled + ddos enabled: the program
+    stays (it carries the DDoS checks) but no generic policy limits anything."""
+    a = make_agent("firewall:\n  enabled: false\n"
+                   "ratelimit:\n  enabled: false\n  default_rate: 1\n  default_burst: 1\n"
+                   "  rules:\n    - { id: tight, rate: 1, burst: 1 }\n"
+                   "ddos:\n  enabled: true\n"
+                   "  icmp_protection: { enabled: true, max_pps: 1000, max_payload_size: 64 }\n"
+                   ).start()
+    wait_prog(a)
+    assert pings(lab.peer_ns) == 8, "a disabled ratelimit's policies limit nothing"
+    # The DDoS checks are live: an oversized echo request is dropped.
+    r = sh("ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "200", "198.51.100.1",
+           ns=lab.peer_ns, check=False)
+    assert " 0 received" in r.stdout, r.stdout
+    # Enabled by reload: the same policy now limits (a burst of one).
+    a.write_config("firewall:\n  enabled: false\n"
+                   "ratelimit:\n  enabled: true\n  default_rate: 0\n"
+                   "  rules:\n    - { id: tight, rate: 1, burst: 1 }\n"
+                   "ddos:\n  enabled: true\n"
+                   "  icmp_protection: { enabled: true, max_pps: 1000, max_payload_size: 64 }\n")
+    a.send(signal.SIGHUP)
+    assert wait_until(lambda: pings(lab.peer_ns, 4) <= 2, 10), "the policy applies once enabled"

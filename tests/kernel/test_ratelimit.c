@@ -10,6 +10,7 @@
 #include "abi/conntrack.h"
 #include "abi/ddos.h"
 #include "abi/ratelimit.h"
+#include "domains/ratelimit/ratelimit.h"
 #include "skel/ratelimit.skel.h"
 
 #include <sched.h>
@@ -61,16 +62,16 @@ static void set_clock(uint64_t t)
 
 static void set_global(__u32 idx, __u32 v)
 {
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_globals), &idx, &v, 0), 0);
+	cr_assert_eq(es_rl_global_put(bpf_map__fd(rl->maps.rl_globals), idx, v), 0);
 }
 
 static void set_default(uint64_t npt, uint64_t burst, __u8 algo, __u8 action)
 {
-	struct es_addr16 zero = {0};
+	__u32 zero = 0;
 	struct es_rl_config c = {
 	    .ns_per_token = npt, .burst = burst, .algorithm = algo, .action = action};
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ratelimit_config), &zero, &c, 0), 0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
 	set_global(ES_RL_G_FLAGS, ES_RL_HAS_DEFAULT);
 }
 
@@ -272,6 +273,81 @@ Test(ratelimit, policy_precedence_override_tier_prefix_default)
 	cr_expect_eq(burst_seen("198.51.100.9"), 5, "exact override first");
 }
 
+/* The set of IPv4 source `ip` under the default policy (tag 0) and `seed`. */
+static __u32 set_of_v4(const char *ip, __u32 seed)
+{
+	uint8_t a[16] = {[10] = 0xff, [11] = 0xff};
+	__u64 w[2];
+
+	cr_assert_eq(inet_pton(AF_INET, ip, a + 12), 1);
+	memcpy(w, a, 16);
+	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed);
+}
+
+/* Packets from `ip` at time t; the verdicts as a string of P and D. */
+static void send_from(const char *ip, uint64_t t, int n, char *out)
+{
+	struct pb p;
+
+	udp4(&p, ip);
+	set_clock(t);
+	for (int i = 0; i < n; i++)
+		*out++ = run(&p) == XDP_PASS ? 'P' : 'D';
+	*out = '\0';
+}
+
+Test(ratelimit, full_state_set_gives_up_the_source_seen_longest_ago)
+{
+	const __u32 seed = 0x5eed1234;
+	char ips[ES_RL_WAYS + 1][20], got[8];
+	__u32 want_set = 0; /* set + 1 */
+	int found = 0;
+
+	/* ES_RL_WAYS + 1 sources of 198.18.0.0/15 that share one set under this seed. */
+	static uint8_t count[ES_RL_SETS];
+	memset(count, 0, sizeof(count));
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 131072 && found <= ES_RL_WAYS; i++) {
+			char ip[20];
+			__u32 set;
+
+			snprintf(ip, sizeof(ip), "198.%d.%d.%d", 18 + (i >> 16), (i >> 8) & 0xff,
+				 i & 0xff);
+			set = set_of_v4(ip, seed);
+			if (!pass && ++count[set] == ES_RL_WAYS + 1 && !want_set)
+				want_set = set + 1;
+			if (pass && set + 1 == want_set)
+				strcpy(ips[found++], ip);
+		}
+	}
+	cr_assert_eq(found, ES_RL_WAYS + 1, "no %d colliding sources", ES_RL_WAYS + 1);
+	set_global(ES_RL_G_SEED, seed);
+	set_default(SEC, 2, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP); /* 1/s, burst 2 */
+
+	/* The first ES_RL_WAYS sources fill the set, 100 ms apart; the first
+	 * one spends its burst. */
+	send_from(ips[0], 10 * SEC, 3, got);
+	cr_expect_str_eq(got, "PPD", "source 0 spends its burst");
+	for (int i = 1; i < ES_RL_WAYS; i++) {
+		send_from(ips[i], 10 * SEC + (uint64_t)i * 100 * MS, 1, got);
+		cr_expect_str_eq(got, "P", "source %d", i);
+	}
+	/* Source 0 is seen again (still limited: its state is kept)... */
+	send_from(ips[0], 10 * SEC + 500 * MS, 1, got);
+	cr_expect_str_eq(got, "D", "source 0 keeps its empty bucket while its set fills");
+	/* ... so the newcomer takes the way of source 1, seen longest ago. */
+	send_from(ips[ES_RL_WAYS], 10 * SEC + 600 * MS, 2, got);
+	cr_expect_str_eq(got, "PP", "the newcomer gets a fresh bucket");
+	send_from(ips[0], 10 * SEC + 700 * MS, 1, got);
+	cr_expect_str_eq(got, "D", "source 0 was not the one evicted");
+	/* Source 2 still has its bucket (one token left, no refill yet)... */
+	send_from(ips[2], 10 * SEC + 800 * MS, 2, got);
+	cr_expect_str_eq(got, "PD", "source 2 kept its state");
+	/* ... and source 1 starts over with a full burst, evicting the next oldest. */
+	send_from(ips[1], 10 * SEC + 900 * MS, 3, got);
+	cr_expect_str_eq(got, "PPD", "source 1 was evicted: a fresh bucket");
+}
+
 Test(ratelimit, ipv6_sources_in_one_prefix_have_their_own_buckets)
 {
 	struct pb p1, p2;
@@ -295,12 +371,12 @@ Test(ratelimit, ipv6_sources_in_one_prefix_have_their_own_buckets)
 
 Test(ratelimit, global_scope_shares_one_bucket)
 {
-	struct es_addr16 zero = {0};
+	__u32 zero = 0;
 	struct es_rl_config c = {
 	    .ns_per_token = SEC, .burst = 2, .scope = ES_RL_SCOPE_GLOBAL, .action = ES_RL_ACT_DROP};
 	struct pb a, b;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ratelimit_config), &zero, &c, 0), 0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
 	set_global(ES_RL_G_FLAGS, ES_RL_HAS_DEFAULT);
 	set_clock(SEC);
 	udp4(&a, "198.51.100.7");
@@ -311,7 +387,8 @@ Test(ratelimit, global_scope_shares_one_bucket)
 	cr_expect_eq(run(&b), XDP_DROP);
 }
 
-Test(ratelimit, disabled_feature_and_no_policy_pass)
+/* Disabled, the domain clears its flags word (ratelimit.c sync_locked): no generic limiting. */
+Test(ratelimit, cleared_flags_word_and_no_policy_pass)
 {
 	struct pb p;
 
@@ -319,9 +396,12 @@ Test(ratelimit, disabled_feature_and_no_policy_pass)
 	set_clock(SEC);
 	cr_expect_eq(run(&p), XDP_PASS, "no policy at all");
 	set_default(SEC, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP);
-	cr_assert_eq(es_kernel_set_feature(ES_FEAT_RATELIMIT, false), 0);
+	cr_expect_eq(run(&p), XDP_PASS, "the burst of one");
+	cr_expect_eq(run(&p), XDP_DROP, "over the default");
+	set_global(ES_RL_G_FLAGS, 0);
 	for (int i = 0; i < 3; i++)
-		cr_expect_eq(run(&p), XDP_PASS, "generic limiting is off with ratelimit disabled");
+		cr_expect_eq(run(&p), XDP_PASS,
+			     "generic limiting is off with the flags word cleared");
 }
 
 /* ---- DDoS checks without a listener --------------------------------------------- */

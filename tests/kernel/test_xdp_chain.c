@@ -10,10 +10,12 @@
 #include "kt.h"
 #include "abi/firewall.h"
 #include "abi/ratelimit.h"
+#include "abi/pkt.h"
 #include "core/clock.h"
 #include "domains/ddos/ddos.h"
 #include "domains/firewall/firewall.h"
 #include "domains/firewall/fw.h"
+#include "domains/ratelimit/ratelimit.h"
 #include "skel/firewall.skel.h"
 #include "skel/ratelimit.skel.h"
 
@@ -93,6 +95,22 @@ static __u32 run_rl(const char *src)
 	return r.retval;
 }
 
+/* Is PKT_CTX's hand-off word clear on every CPU? */
+static bool handoff_clear(void)
+{
+	int n = libbpf_num_possible_cpus();
+	struct es_pkt_ctx *v = calloc((size_t)n, sizeof(*v));
+	__u32 zero = 0;
+	bool clear = true;
+
+	cr_assert_not_null(v);
+	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(fw->maps.pkt_ctx), &zero, v), 0);
+	for (int i = 0; i < n; i++)
+		clear = clear && !v[i].parsed;
+	free(v);
+	return clear;
+}
+
 static uint64_t reason(int prog, int r)
 {
 	return kt_percpu(bpf_map__fd(fw->maps.es_reasons), (__u32)(prog * ES_REASON_STRIDE + r));
@@ -140,9 +158,40 @@ static bool map_empty(int fd)
 	return bpf_map_get_next_key(fd, NULL, &k) != 0;
 }
 
+/*
+ * The firewall hands its parse to xdp_ratelimit through PKT_CTX; the word
+ * saying so never outlives the packet, whether xdp_ratelimit took it or the
+ * slot was empty, so a program that later runs as the head never takes an
+ * old packet's parse for its own.
+ */
+Test(xdp_chain, parse_handoff_never_outlives_the_packet)
+{
+	__u32 slot = ES_XDP_SLOT_RATELIMIT, zero = 0, flags = ES_RL_HAS_DEFAULT,
+	      idx = ES_RL_G_FLAGS;
+	struct es_rl_config c = {.ns_per_token = SEC, .burst = 1, .action = ES_RL_ACT_DROP};
+	__u64 t = 5 * SEC;
+
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_global_put(bpf_map__fd(rl->maps.rl_globals), idx, flags), 0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_test_clock), &zero, &t, 0), 0);
+	/* Taken: xdp_ratelimit limits on the firewall's parse (burst 1 per source). */
+	cr_expect_eq(run_fw("198.51.100.7"), XDP_PASS);
+	cr_expect(handoff_clear(), "xdp_ratelimit took the parse");
+	cr_expect_eq(run_fw("198.51.100.7"), XDP_DROP, "limited on the handed-over parse");
+	cr_expect_eq(run_fw("198.51.100.8"), XDP_PASS, "another source: its own bucket");
+	/* Not taken: the slot is empty. */
+	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(fw->maps.xdp_prog_array), &slot), 0);
+	cr_expect_eq(run_fw("198.51.100.9"), XDP_PASS);
+	cr_expect(handoff_clear(), "the firewall takes its hand-off back when no one took it");
+	/* xdp_ratelimit as the head now parses what it is given. */
+	cr_expect_eq(run_rl("198.51.100.9"), XDP_PASS, "198.51.100.9's first packet");
+	cr_expect_eq(run_rl("198.51.100.9"), XDP_DROP, "its second, over the burst");
+	cr_expect_eq(run_rl("198.51.100.8"), XDP_DROP, "198.51.100.8 already spent its burst");
+}
+
 Test(xdp_chain, firewall_tail_calls_ratelimit_in_slot_0)
 {
-	struct es_addr16 zero = {0};
+	__u32 zero = 0;
 	struct es_rl_config c = {.ns_per_token = SEC,
 				 .burst = 3,
 				 .algorithm = ES_RL_ALGO_TOKEN_BUCKET,
@@ -151,8 +200,8 @@ Test(xdp_chain, firewall_tail_calls_ratelimit_in_slot_0)
 	__u64 t = 5 * SEC;
 	__u32 zk = 0;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ratelimit_config), &zero, &c, 0), 0);
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_globals), &idx, &flags, 0), 0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_global_put(bpf_map__fd(rl->maps.rl_globals), idx, flags), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_test_clock), &zk, &t, 0), 0);
 	/* 1/s with a burst of 3, all at one instant: the fourth is over. */
 	for (int i = 0; i < 3; i++)
@@ -217,7 +266,7 @@ Test(xdp_chain, ddos_autoblock_without_the_firewall_uses_its_own_map)
 	v4_mapped("198.51.100.67", a67);
 	cr_assert_eq(ddos_autoblock_add(a66, DDOS_ICMP_FLOOD, 0), 0);
 	cr_expect_not(map_empty(bpf_map__fd(rl->maps.ddos_block)));
-	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(rl->maps.rl_globals), &idx, &blocks), 0);
+	cr_assert_eq(es_rl_global_get(bpf_map__fd(rl->maps.rl_globals), idx, &blocks), 0);
 	cr_expect_eq(blocks, 1);
 	cr_expect_eq(run_rl("198.51.100.66"), XDP_DROP, "xdp_ratelimit as the head drops it");
 	cr_expect_eq(reason(ES_PROG_XDP_RATELIMIT, ES_R_DDOS_BLOCKED), 1);
@@ -227,7 +276,7 @@ Test(xdp_chain, ddos_autoblock_without_the_firewall_uses_its_own_map)
 	es_prog_status_set("xdp_firewall", true);
 	cr_assert_eq(ddos_autoblock_add(a67, DDOS_ICMP_FLOOD, es_mono_ns() + SEC), 0);
 	cr_expect(map_empty(bpf_map__fd(rl->maps.ddos_block)));
-	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(rl->maps.rl_globals), &idx, &blocks), 0);
+	cr_assert_eq(es_rl_global_get(bpf_map__fd(rl->maps.rl_globals), idx, &blocks), 0);
 	cr_expect_eq(blocks, 0);
 	cr_expect_eq(run_fw("198.51.100.66"), XDP_DROP);
 	cr_expect_eq(ddos_mitigations_expire(es_mono_ns() + 2 * SEC), 1, "until the attack ends");

@@ -588,7 +588,8 @@ static __always_inline int ddos_conn_track(struct xdp_md *ctx, const struct es_p
 }
 
 /*
- * Every DDoS check in order. Returns an XDP verdict when the packet's fate
+ * Every DDoS check in order (called when a check or the block list is on).
+ * Returns an XDP verdict when the packet's fate
  * is decided here (drop, or a SYN-ACK sent back), or -1 to continue with
  * generic limiting. Each decided exit counts its reason.
  */
@@ -598,8 +599,6 @@ static __always_inline int ddos_check(struct xdp_md *ctx, const struct es_pkt *p
 	__u32 zero = 0;
 
 	ddos_metric(ES_DDOS_M_TOTAL_SEEN);
-	if (!checks && !have_blocks)
-		return -1;
 	if (have_blocks) {
 		__u64 *exp = bpf_map_lookup_elem(&ddos_block, pkt->src);
 

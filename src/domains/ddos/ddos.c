@@ -23,6 +23,7 @@
 #include "core/net.h"
 #include "domains/ddos/ddos_sys.h"
 #include "domains/firewall/firewall.h"
+#include "domains/ratelimit/ratelimit.h"
 #include "abi/firewall.h"
 #include "kernel/events.h"
 #include "kernel/kernel.h"
@@ -276,6 +277,18 @@ static int map_put(const char *name, const void *key, const void *val)
 	return r;
 }
 
+/* Our word of xdp_ratelimit's rl_globals. */
+static int global_put(uint32_t idx, uint32_t v)
+{
+	int fd = es_kernel_open_pinned("rl_globals"), r;
+
+	if (fd < 0)
+		return fd;
+	r = es_rl_global_put(fd, idx, v);
+	close(fd);
+	return r;
+}
+
 static int map_del(const char *name, const void *key)
 {
 	int fd = es_kernel_open_pinned(name), r = 0;
@@ -294,7 +307,7 @@ static int sync_kernel_locked(void)
 	struct es_ddos_syn_config sc = {0};
 	struct es_ddos_icmp_config ic = {0};
 	struct es_ddos_ct_config cc = {0};
-	uint32_t zero = 0, checks = 0, gk = ES_RL_G_DDOS;
+	uint32_t zero = 0, checks = 0;
 	int r, fd;
 
 	if (cur.enabled && cur.syn_enabled) {
@@ -346,20 +359,18 @@ static int sync_kernel_locked(void)
 	}
 	close(fd);
 	/* Last: the switch of the checks whose configuration is now in place. */
-	fd = map_put("rl_globals", &gk, &checks);
+	fd = global_put(ES_RL_G_DDOS, checks);
 	return r ? r : fd;
 }
 
 static void count_mits_locked(void)
 {
-	uint32_t blocks = 0, thr = 0, k;
+	uint32_t blocks = 0, thr = 0;
 
 	for (size_t i = 0; i < n_mits; i++)
 		mits[i].block ? (blocks += mits[i].own_map) : thr++;
-	k = ES_RL_G_BLOCKS;
-	map_put("rl_globals", &k, &blocks);
-	k = ES_RL_G_OVERRIDES;
-	map_put("rl_globals", &k, &thr);
+	global_put(ES_RL_G_BLOCKS, blocks);
+	global_put(ES_RL_G_OVERRIDES, thr);
 }
 
 /* The LPM form of a mitigated source: /32 for IPv4-mapped, else /128. */

@@ -10,6 +10,7 @@
 #include "kernel/bpf/es_bpf.h"
 #include "kernel/bpf/parse.h"
 #include "kernel/bpf/pkt_event.h"
+#include "kernel/bpf/pkt_ctx.h"
 #include "kernel/bpf/xdp_chain.h"
 #include "kernel/bpf/fw_shared.h"
 #include "kernel/bpf/ct.h"
@@ -76,27 +77,10 @@ FW_PINNED(fw_ifpos, BPF_MAP_TYPE_HASH, __u32, __u32, 256, 0);
 FW_PINNED(fw_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_SLOTS, 0);
 FW_PINNED(fw_sys_hits, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_FW_BANKS *ES_FW_SYS_MAX, 0);
 
-/*
- * Per-packet scratch (kept off the stack): the parsed packet, and a word the
- * classifier passes class ids through so that the verifier sees them as
- * unknown values (see fw_classify).
- */
-struct fw_scratch {
-	struct es_pkt pkt; /* first: fw_scratch_of() */
-	__u32 launder;
-	__u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct fw_scratch);
-} fw_pkt_ctx SEC(".maps");
-
-static __always_inline struct fw_scratch *fw_scratch_of(const struct es_pkt *pkt)
+/* The packet lives in PKT_CTX (kernel/bpf/pkt_ctx.h), off the stack. */
+static __always_inline struct es_pkt_ctx *fw_scratch_of(const struct es_pkt *pkt)
 {
-	return (struct fw_scratch *)pkt;
+	return (struct es_pkt_ctx *)pkt;
 }
 
 /* The conntrack key of fw_ct_view (its frame sits below the classifier's). */
@@ -921,18 +905,19 @@ int xdp_firewall(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct es_pkt_ctx *pc;
 	struct fw_verdict v;
-	__u32 zero = 0;
 	struct es_pkt *pkt;
-	int r;
+	int r = -1;
 
 	fw_metric(ES_FW_M_TOTAL_SEEN);
-	pkt = bpf_map_lookup_elem(&fw_pkt_ctx, &zero);
-	if (!pkt) {
+	pc = es_pkt_ctx_get();
+	if (!pc) {
 		fw_metric(ES_FW_M_ERRORS);
 		es_count(ES_PROG_XDP_FIREWALL, ES_R_INTERNAL_ERROR);
 		return XDP_PASS;
 	}
+	pkt = &pc->pkt;
 	if (!es_feature_on(ES_FEAT_FIREWALL)) {
 		fw_metric(ES_FW_M_PASSED);
 		es_count(ES_PROG_XDP_FIREWALL, ES_R_DISABLED);
@@ -955,6 +940,7 @@ int xdp_firewall(struct xdp_md *ctx)
 	if (fw_decide(ctx, pkt, &v)) {
 		fw_metric(ES_FW_M_ERRORS);
 		es_count(ES_PROG_XDP_FIREWALL, ES_R_INTERNAL_ERROR);
+		r = -1; /* the next program parses for itself */
 		goto next;
 	}
 	es_count(ES_PROG_XDP_FIREWALL, v.reason);
@@ -974,6 +960,7 @@ int xdp_firewall(struct xdp_md *ctx)
 	if (v.meta)
 		fw_set_meta(ctx, &v);
 next:
-	ES_XDP_CONTINUE(ctx, ES_XDP_SLOT_RATELIMIT);
+	/* Hand the parse on: xdp_ratelimit does not parse again. */
+	ES_XDP_CONTINUE_PARSED(ctx, pc, r);
 	return XDP_PASS;
 }

@@ -3,8 +3,10 @@
  * xdp_ratelimit: tail-call slot 0 of the XDP chain (the head when the
  * firewall is off). The DDoS checks of network.md §7.2 first, then generic
  * per-source limiting (§6.2): exact override, country tier, longest-prefix
- * policy, default. Per-source state lives in per-CPU LRU maps, one per
- * algorithm, keyed by {source, policy tag}.
+ * policy, default. Per-source state lives in per-CPU set-associative
+ * tables, one per algorithm, keyed by {source, policy tag} (docs/ratelimit.md,
+ * "State tables"). The packet's parse is the firewall's when it handed one
+ * over (kernel/bpf/pkt_ctx.h).
  *
  * Time: every algorithm advances its reference point by whole units of the
  * elapsed time it consumed (never to `now` while a remainder is pending), so
@@ -12,6 +14,7 @@
  */
 #include "kernel/bpf/es_bpf.h"
 #include "kernel/bpf/parse.h"
+#include "kernel/bpf/pkt_ctx.h"
 #include "kernel/bpf/pkt_event.h"
 #include "kernel/bpf/xdp_chain.h"
 #include "abi/ratelimit.h"
@@ -37,6 +40,12 @@ char LICENSE[] SEC("license") = "GPL";
  */
 const volatile __u32 rl_clock_from_map = 0;
 
+/*
+ * Nanoseconds per jiffy (10^9 / HZ), set by the agent before load from the
+ * resolution of CLOCK_MONOTONIC_COARSE; 0 = unknown. See rl_tick().
+ */
+const volatile __u64 rl_ns_per_jiffy = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -54,8 +63,11 @@ struct {
 		__uint(pinning, LIBBPF_PIN_BY_NAME);                                               \
 	} name SEC(".maps")
 
-/* Exact overrides (DDoS throttle) and, under the zero key, the default. */
+/* Exact overrides (the DDoS throttle). */
 RL_PINNED(ratelimit_config, BPF_MAP_TYPE_HASH, struct es_addr16, struct es_rl_config, 10240, 0);
+/* The global default: an array, whose lookup is a few inlined instructions
+ * (under the zero key of the hash above it cost ~15 ns a packet). */
+RL_PINNED(rl_default, BPF_MAP_TYPE_ARRAY, __u32, struct es_rl_config, 1, 0);
 RL_PINNED(rl_policy_v4, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v4, struct es_rl_config, 10240,
 	  BPF_F_NO_PREALLOC);
 RL_PINNED(rl_policy_v6, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v6, struct es_rl_config, 10240,
@@ -65,24 +77,28 @@ RL_PINNED(rl_lpm_src_v4, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v4, struct es_rl_t
 RL_PINNED(rl_lpm_src_v6, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v6, struct es_rl_tier_ref, 131072,
 	  BPF_F_NO_PREALLOC);
 RL_PINNED(rl_tier_config, BPF_MAP_TYPE_ARRAY, __u32, struct es_rl_config, ES_RL_MAX_TIERS, 0);
-RL_PINNED(rl_globals, BPF_MAP_TYPE_ARRAY, __u32, __u32, ES_RL_G__COUNT, 0);
-RL_PINNED(ratelimit_buckets, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct es_rl_key,
-	  struct es_rl_token_state, 65536, 0);
-RL_PINNED(fixed_window_buckets, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct es_rl_key,
-	  struct es_rl_fixed_state, 65536, 0);
-RL_PINNED(sliding_window_buckets, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct es_rl_key,
-	  struct es_rl_sliding_state, 65536, 0);
-RL_PINNED(leaky_bucket_buckets, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct es_rl_key,
-	  struct es_rl_leaky_state, 65536, 0);
-RL_PINNED(ratelimit_metrics, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_RL_M__COUNT, 0);
+RL_PINNED(rl_globals, BPF_MAP_TYPE_ARRAY, __u32, struct es_rl_globals, 1, 0);
+/*
+ * Per-source state: one per-CPU set-associative table per algorithm
+ * (abi/ratelimit.h, es_rl_way). Finding a source's state is a hash and an
+ * inlined array lookup; an LRU_PERCPU_HASH lookup is an out-of-line call that
+ * cost ~20 ns a packet.
+ */
+#define RL_TABLE(name, state_t)                                                                    \
+	struct name##_way {                                                                        \
+		struct es_rl_way h;                                                                \
+		state_t s;                                                                         \
+	};                                                                                         \
+	struct name##_set {                                                                        \
+		struct name##_way w[ES_RL_WAYS];                                                   \
+	};                                                                                         \
+	RL_PINNED(name, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct name##_set, ES_RL_SETS, 0)
 
-/* Per-packet scratch, off the stack (the SYN-ACK path needs it). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct es_pkt);
-} rl_pkt_ctx SEC(".maps");
+RL_TABLE(ratelimit_buckets, struct es_rl_token_state);
+RL_TABLE(fixed_window_buckets, struct es_rl_fixed_state);
+RL_TABLE(sliding_window_buckets, struct es_rl_sliding_state);
+RL_TABLE(leaky_bucket_buckets, struct es_rl_leaky_state);
+RL_PINNED(ratelimit_metrics, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, ES_RL_M__COUNT, 0);
 
 static __always_inline void rl_metric(__u32 idx)
 {
@@ -92,22 +108,38 @@ static __always_inline void rl_metric(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline __u64 rl_now(void)
+static __always_inline __u64 rl_test_now(void)
 {
-	if (rl_clock_from_map) {
-		__u32 zero = 0;
-		__u64 *t = bpf_map_lookup_elem(&rl_test_clock, &zero);
+	__u32 zero = 0;
+	__u64 *t = bpf_map_lookup_elem(&rl_test_clock, &zero);
 
-		return t ? *t : 0;
-	}
-	return bpf_ktime_get_ns();
+	return t ? *t : 0;
 }
 
-static __always_inline __u32 rl_global(__u32 idx)
+/*
+ * The DDoS checks' clock: CLOCK_MONOTONIC at tick resolution, the base of
+ * the block expiries the agent writes. bpf_ktime_get_ns() reads the TSC and
+ * cost ~30 ns a packet on our VMs; the coarse clock a few.
+ */
+static __always_inline __u64 rl_now(void)
 {
-	__u32 *v = bpf_map_lookup_elem(&rl_globals, &idx);
+	return rl_clock_from_map ? rl_test_now() : bpf_ktime_get_coarse_ns();
+}
 
-	return v ? *v : 0;
+/*
+ * The limiters' clock, in ns since boot at tick resolution (4 ms at HZ=250):
+ * jiffies, which the verifier inlines into one load. Its epoch is its own,
+ * fine for state only this program reads. Every algorithm carries the
+ * remainder of elapsed time it did not consume, so a coarse clock makes
+ * tokens arrive in steps of a tick but never drift or go missing.
+ */
+static __always_inline __u64 rl_tick(void)
+{
+	if (rl_clock_from_map)
+		return rl_test_now();
+	if (rl_ns_per_jiffy)
+		return bpf_jiffies64() * rl_ns_per_jiffy;
+	return bpf_ktime_get_coarse_ns();
 }
 
 /* Lookup order (network.md §6.2): exact override, tier, longest prefix, default. */
@@ -160,28 +192,77 @@ static __always_inline struct es_rl_config *rl_lookup(const struct es_pkt *pkt, 
 			return c->ns_per_token ? c : NULL;
 	}
 	if (flags & ES_RL_HAS_DEFAULT) {
-		struct es_addr16 zero = {};
+		__u32 zero = 0;
 
-		c = bpf_map_lookup_elem(&ratelimit_config, &zero);
+		c = bpf_map_lookup_elem(&rl_default, &zero);
 		if (c && c->ns_per_token)
 			return c;
 	}
 	return NULL;
 }
 
-/* Each algorithm returns 1 when the packet exceeds the limit. */
+/* A state key, aligned for word compares: the source (all-ones for global scope), the tag. */
+struct rl_key {
+	__u64 a[2];
+	__u32 tag;
+	__u32 set;  /* the key's set in every table */
+	__u32 seen; /* es_rl_way.seen of this packet */
+};
 
-static __always_inline int rl_token_bucket(const struct es_rl_key *k, const struct es_rl_config *c,
+/*
+ * The way of `k` in its set of `map` (ways of `stride` bytes): the way holding
+ * the key, or else the one seen longest ago (never-used ways first), taken
+ * over for the key with *fresh set. The algorithm's state follows the head.
+ */
+static __always_inline void *rl_state(void *map, const struct rl_key *k, __u32 stride, int *fresh)
+{
+	__u32 set = k->set, age, oldest = 0;
+	struct es_rl_way *w, *victim;
+	void *ways = bpf_map_lookup_elem(map, &set);
+
+	if (!ways)
+		return NULL;
+	victim = ways;
+#pragma unroll
+	for (int i = 0; i < ES_RL_WAYS; i++) {
+		w = ways + i * stride;
+		if (w->seen && *(__u64 *)w->addr == k->a[0] && *(__u64 *)(w->addr + 8) == k->a[1] &&
+		    w->tag == k->tag) {
+			w->seen = k->seen;
+			*fresh = 0;
+			return w + 1;
+		}
+		age = w->seen ? k->seen - w->seen : 0xffffffffu;
+		if (age > oldest) {
+			oldest = age;
+			victim = w;
+		}
+	}
+	*(__u64 *)victim->addr = k->a[0];
+	*(__u64 *)(victim->addr + 8) = k->a[1];
+	victim->tag = k->tag;
+	victim->seen = k->seen;
+	*fresh = 1;
+	return victim + 1;
+}
+
+#define RL_STATE(map, k, fresh)                                                                    \
+	((typeof(&((struct map##_way *)0)->s))rl_state(&map, k, sizeof(struct map##_way), fresh))
+
+/* Each algorithm returns 1 when the packet exceeds the limit (-1: no state table). */
+
+static __always_inline int rl_token_bucket(const struct rl_key *k, const struct es_rl_config *c,
 					   __u64 now)
 {
-	struct es_rl_token_state *s = bpf_map_lookup_elem(&ratelimit_buckets, k);
+	int fresh;
+	struct es_rl_token_state *s = RL_STATE(ratelimit_buckets, k, &fresh);
 	__u64 n;
 
-	if (!s) {
-		struct es_rl_token_state ns = {.tokens = c->burst ? c->burst - 1 : 0,
-					       .last_refill_ns = now};
-
-		bpf_map_update_elem(&ratelimit_buckets, k, &ns, BPF_ANY);
+	if (!s)
+		return -1;
+	if (fresh) {
+		s->tokens = c->burst ? c->burst - 1 : 0;
+		s->last_refill_ns = now;
 		return 0;
 	}
 	if (now > s->last_refill_ns) {
@@ -204,15 +285,17 @@ static __always_inline int rl_token_bucket(const struct es_rl_key *k, const stru
 	return 1;
 }
 
-static __always_inline int rl_fixed_window(const struct es_rl_key *k, const struct es_rl_config *c,
+static __always_inline int rl_fixed_window(const struct rl_key *k, const struct es_rl_config *c,
 					   __u64 now)
 {
-	struct es_rl_fixed_state *s = bpf_map_lookup_elem(&fixed_window_buckets, k);
+	int fresh;
+	struct es_rl_fixed_state *s = RL_STATE(fixed_window_buckets, k, &fresh);
 
-	if (!s) {
-		struct es_rl_fixed_state ns = {.pkt_count = 1, .window_start = now};
-
-		bpf_map_update_elem(&fixed_window_buckets, k, &ns, BPF_ANY);
+	if (!s)
+		return -1;
+	if (fresh) {
+		s->pkt_count = 1;
+		s->window_start = now;
 		return 0;
 	}
 	if (now >= s->window_start + RL_NS_PER_SEC) {
@@ -227,17 +310,20 @@ static __always_inline int rl_fixed_window(const struct es_rl_key *k, const stru
 	return 0;
 }
 
-static __always_inline int rl_sliding_window(const struct es_rl_key *k,
-					     const struct es_rl_config *c, __u64 now)
+static __always_inline int rl_sliding_window(const struct rl_key *k, const struct es_rl_config *c,
+					     __u64 now)
 {
-	struct es_rl_sliding_state *s = bpf_map_lookup_elem(&sliding_window_buckets, k);
+	int fresh;
+	struct es_rl_sliding_state *s = RL_STATE(sliding_window_buckets, k, &fresh);
 	__u64 elapsed;
 
-	if (!s) {
-		struct es_rl_sliding_state ns = {.slot_start_ns = now, .window_total = 1};
-
-		ns.slots[0] = 1;
-		bpf_map_update_elem(&sliding_window_buckets, k, &ns, BPF_ANY);
+	if (!s)
+		return -1;
+	if (fresh) {
+		__builtin_memset(s, 0, sizeof(*s));
+		s->slots[0] = 1;
+		s->slot_start_ns = now;
+		s->window_total = 1;
 		return 0;
 	}
 	elapsed = now > s->slot_start_ns ? (now - s->slot_start_ns) / ES_RL_SLOT_NS : 0;
@@ -266,18 +352,21 @@ static __always_inline int rl_sliding_window(const struct es_rl_key *k,
 	return 0;
 }
 
-static __always_inline int rl_leaky_bucket(const struct es_rl_key *k, const struct es_rl_config *c,
+static __always_inline int rl_leaky_bucket(const struct rl_key *k, const struct es_rl_config *c,
 					   __u64 now)
 {
-	struct es_rl_leaky_state *s = bpf_map_lookup_elem(&leaky_bucket_buckets, k);
+	int fresh;
+	struct es_rl_leaky_state *s = RL_STATE(leaky_bucket_buckets, k, &fresh);
 	__u64 elapsed, drained, rate = c->ns_per_token;
 
-	if (!s) {
-		struct es_rl_leaky_state ns = {.level = 1, .last_update_ns = now};
-
+	if (!s)
+		return -1;
+	if (fresh) {
+		s->level = 0;
+		s->last_update_ns = now;
 		if (c->burst < 1)
 			return 1;
-		bpf_map_update_elem(&leaky_bucket_buckets, k, &ns, BPF_ANY);
+		s->level = 1;
 		return 0;
 	}
 	elapsed = now > s->last_update_ns ? now - s->last_update_ns : 0;
@@ -315,30 +404,43 @@ int xdp_ratelimit(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct es_rl_config *c;
-	struct es_rl_key key;
+	struct es_pkt_ctx *pc;
+	struct rl_key key;
 	struct es_pkt *pkt;
-	__u32 zero = 0, flags, checks, blocks;
+	__u32 zero = 0, flags, checks, blocks, overrides;
+	struct es_rl_globals *g;
 	__u64 now = 0;
 	int r, over;
 
 	rl_metric(ES_RL_M_TOTAL_SEEN);
-	/* Nothing configured (no policy, override, block or DDoS check): no parse,
-	 * no clock, straight on down the chain. */
-	checks = rl_global(ES_RL_G_DDOS);
-	blocks = rl_global(ES_RL_G_BLOCKS);
-	flags = es_feature_on(ES_FEAT_RATELIMIT) ? rl_global(ES_RL_G_FLAGS) : 0;
-	if (!(checks | blocks | flags | rl_global(ES_RL_G_OVERRIDES))) {
-		rl_metric(ES_RL_M_PASSED);
-		es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
-		goto next;
-	}
-	pkt = bpf_map_lookup_elem(&rl_pkt_ctx, &zero);
-	if (!pkt) {
+	pc = es_pkt_ctx_get();
+	if (!pc) {
 		rl_metric(ES_RL_M_ERRORS);
 		es_count(ES_PROG_XDP_RATELIMIT, ES_R_INTERNAL_ERROR);
 		goto next;
 	}
-	r = es_parse(data, data_end, pkt);
+	/* Nothing configured (no policy, override, block or DDoS check): no parse,
+	 * no clock, straight on down the chain. */
+	g = bpf_map_lookup_elem(&rl_globals, &zero);
+	if (!g) {
+		pc->parsed = 0;
+		rl_metric(ES_RL_M_ERRORS);
+		es_count(ES_PROG_XDP_RATELIMIT, ES_R_INTERNAL_ERROR);
+		goto next;
+	}
+	checks = g->w[ES_RL_G_DDOS];
+	blocks = g->w[ES_RL_G_BLOCKS];
+	overrides = g->w[ES_RL_G_OVERRIDES];
+	flags = g->w[ES_RL_G_FLAGS]; /* 0 while ratelimit is disabled */
+	if (!(checks | blocks | flags | overrides)) {
+		pc->parsed = 0; /* the head's parse is not ours to keep */
+		rl_metric(ES_RL_M_PASSED);
+		es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
+		goto next;
+	}
+	/* The firewall's parse when it handed one over, else our own. */
+	r = es_pkt_ctx_take(pc, data, data_end);
+	pkt = &pc->pkt;
 	if (r && r != ES_R_FRAGMENT) {
 		/* Non-IP passes untouched; malformed is counted, never dropped for it. */
 		if (es_reason_is_error(r))
@@ -350,14 +452,17 @@ int xdp_ratelimit(struct xdp_md *ctx)
 	}
 	/* The clock only when a check or a policy needs it (it is a good share of
 	 * the cost of a packet no limit applies to). */
-	if (checks || blocks)
+	if (__builtin_expect(checks || blocks, 0)) {
 		now = rl_now();
-	r = ddos_check(ctx, pkt, now, ES_PROG_XDP_RATELIMIT, blocks, checks);
-	if (r >= 0)
-		return r;
+		r = ddos_check(ctx, pkt, now, ES_PROG_XDP_RATELIMIT, blocks, checks);
+		if (r >= 0)
+			return r;
+	} else {
+		ddos_metric(ES_DDOS_M_TOTAL_SEEN);
+	}
 
 	/* With ratelimit disabled only the DDoS throttle overrides apply (§6.4 item 6). */
-	c = rl_lookup(pkt, flags, rl_global(ES_RL_G_OVERRIDES));
+	c = rl_lookup(pkt, flags, overrides);
 	if (!c ||
 	    (c->algorithm == ES_RL_ALGO_SYN_COOKIE &&
 	     (pkt->tcp_flags & (TCP_F_SYN | TCP_F_ACK | TCP_F_RST | TCP_F_FIN)) != TCP_F_SYN)) {
@@ -365,19 +470,28 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		es_count(ES_PROG_XDP_RATELIMIT, ES_R_PASS);
 		goto next;
 	}
-	if (!checks && !blocks)
-		now = rl_now();
-	if (c->scope == ES_RL_SCOPE_GLOBAL)
-		__builtin_memset(key.addr, 0xff, 16);
-	else
-		__builtin_memcpy(key.addr, pkt->src, 16);
+	now = rl_tick();
+	if (c->scope == ES_RL_SCOPE_GLOBAL) {
+		key.a[0] = ~0ull;
+		key.a[1] = ~0ull;
+	} else {
+		__builtin_memcpy(key.a, pkt->src, 16);
+	}
 	key.tag = c->tag;
+	key.set = es_rl_set_of(key.a[0], key.a[1], key.tag, g->w[ES_RL_G_SEED]);
+	key.seen = (__u32)(now >> ES_RL_SEEN_SHIFT) | 1;
 
 	switch (c->algorithm) {
 	case ES_RL_ALGO_FIXED_WINDOW: over = rl_fixed_window(&key, c, now); break;
 	case ES_RL_ALGO_SLIDING_WINDOW: over = rl_sliding_window(&key, c, now); break;
 	case ES_RL_ALGO_LEAKY_BUCKET: over = rl_leaky_bucket(&key, c, now); break;
 	default: over = rl_token_bucket(&key, c, now); break;
+	}
+	if (over < 0) {
+		/* No state table (cannot happen with a loaded program): fail open. */
+		rl_metric(ES_RL_M_ERRORS);
+		es_count(ES_PROG_XDP_RATELIMIT, ES_R_INTERNAL_ERROR);
+		goto next;
 	}
 	if (!over) {
 		rl_metric(ES_RL_M_PASSED);

@@ -23,6 +23,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 extern const struct es_route rl_routes[];
 
@@ -338,9 +341,44 @@ static int rl_rule_dup(struct rl_rule *dst, const struct rl_rule *src)
 	return 0;
 }
 
+static pthread_mutex_t globals_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int es_rl_global_get(int fd, uint32_t idx, uint32_t *v)
+{
+	struct es_rl_globals g;
+	uint32_t zero = 0;
+
+	if (idx >= ES_RL_G__COUNT)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(fd, &zero, &g))
+		return -errno;
+	*v = g.w[idx];
+	return 0;
+}
+
+int es_rl_global_put(int fd, uint32_t idx, uint32_t v)
+{
+	struct es_rl_globals g;
+	uint32_t zero = 0;
+	int r = 0;
+
+	if (idx >= ES_RL_G__COUNT)
+		return -EINVAL;
+	pthread_mutex_lock(&globals_lock);
+	if (bpf_map_lookup_elem(fd, &zero, &g) == 0) {
+		g.w[idx] = v;
+		if (bpf_map_update_elem(fd, &zero, &g, BPF_ANY))
+			r = -errno;
+	} else {
+		r = -errno;
+	}
+	pthread_mutex_unlock(&globals_lock);
+	return r;
+}
+
 static void put_global(uint32_t idx, uint32_t v)
 {
-	bpf_map_update_elem(bpf_map__fd(skel->maps.rl_globals), &idx, &v, BPF_ANY);
+	es_rl_global_put(bpf_map__fd(skel->maps.rl_globals), idx, v);
 }
 
 /* Delete every key of an LPM map that is not among the n_keep keys of keep. */
@@ -402,23 +440,22 @@ static int sync_locked(void)
 	struct es_lpm_v4 *k4 = NULL;
 	struct es_lpm_v6 *k6 = NULL;
 	size_t n4 = 0, n6 = 0;
-	uint32_t flags = 0, old_flags = 0, idx = ES_RL_G_FLAGS;
-	struct es_addr16 zero = {0};
-	struct es_rl_config v;
-	int f4, f6, fc, r = 0;
+	uint32_t flags = 0, old_flags = 0, zero = 0;
+	struct es_rl_config v, off = {0};
+	int f4, f6, fd, r = 0;
 
 	if (!skel)
 		return 0;
 	f4 = bpf_map__fd(skel->maps.rl_policy_v4);
 	f6 = bpf_map__fd(skel->maps.rl_policy_v6);
-	fc = bpf_map__fd(skel->maps.ratelimit_config);
+	fd = bpf_map__fd(skel->maps.rl_default);
 	k4 = calloc(n_live + 1, sizeof(*k4));
 	k6 = calloc(n_live + 1, sizeof(*k6));
 	if (!k4 || !k6) {
 		r = -ENOMEM;
 		goto out;
 	}
-	bpf_map_lookup_elem(bpf_map__fd(skel->maps.rl_globals), &idx, &old_flags);
+	es_rl_global_get(bpf_map__fd(skel->maps.rl_globals), ES_RL_G_FLAGS, &old_flags);
 	for (size_t i = 0; i < n_live; i++) {
 		const struct rl_rule *ru = &live[i];
 		bool v4 = !ru->has_cidr || ru->cidr.addr.family == 4;
@@ -448,16 +485,19 @@ static int sync_locked(void)
 	if (cur.enabled && cur.default_rate > 0) {
 		es_rl_config_fill(&v, cur.default_rate, cur.default_burst, cur.default_algorithm,
 				  ES_RL_ACT_DROP, ES_RL_SCOPE_SOURCE, ES_RL_TAG_DEFAULT);
-		if (bpf_map_update_elem(fc, &zero, &v, BPF_ANY))
+		if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY))
 			r = -errno;
 		flags |= ES_RL_HAS_DEFAULT;
 	}
+	/* Disabled: no generic limiting at all (§6.4 item 6), the DDoS throttle aside. */
+	if (!cur.enabled)
+		flags = old_flags = 0;
 	put_global(ES_RL_G_FLAGS, flags | old_flags);
 	prune_lpm(f4, sizeof(*k4), k4, n4);
 	prune_lpm(f6, sizeof(*k6), k6, n6);
 	put_global(ES_RL_G_FLAGS, flags);
 	if (!(flags & ES_RL_HAS_DEFAULT))
-		bpf_map_delete_elem(fc, &zero);
+		bpf_map_update_elem(fd, &zero, &off, BPF_ANY); /* rate 0: none */
 	es_kernel_set_feature(ES_FEAT_RATELIMIT, cur.enabled);
 out:
 	free(k4);
@@ -526,6 +566,37 @@ static void publish_status(void)
 	es_prog_status_set("xdp_ratelimit", skel && attached > 0);
 }
 
+/*
+ * Nanoseconds per jiffy, the limiters' clock step (xdp_ratelimit rl_tick):
+ * the resolution of CLOCK_MONOTONIC_COARSE is one tick. 0 when it looks
+ * wrong; the program then reads the coarse clock instead.
+ */
+static uint64_t ns_per_jiffy(void)
+{
+	struct timespec res;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) || res.tv_sec || res.tv_nsec < 100000 ||
+	    res.tv_nsec > 100000000)
+		return 0;
+	return (uint64_t)res.tv_nsec;
+}
+
+/* The state tables' hash key: random, once per pinned rl_globals (kept across restarts). */
+static void seed_tables(void)
+{
+	uint32_t seed = 0;
+
+	if (!es_rl_global_get(bpf_map__fd(skel->maps.rl_globals), ES_RL_G_SEED, &seed) && seed)
+		return;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		seed = (uint32_t)t.tv_nsec ^ (uint32_t)getpid() << 16;
+	}
+	put_global(ES_RL_G_SEED, seed | 1);
+}
+
 static int load(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = es_kernel_pin_dir());
@@ -534,12 +605,14 @@ static int load(void)
 	skel = es_ratelimit__open_opts(&oo);
 	if (!skel)
 		return -errno;
+	skel->rodata->rl_ns_per_jiffy = ns_per_jiffy();
 	if ((r = es_kernel_prepare_obj(skel->obj)) || (r = es_ratelimit__load(skel))) {
 		pr_error("xdp_ratelimit failed to load", LF_INT("error", r));
 		es_ratelimit__destroy(skel);
 		skel = NULL;
 		return r;
 	}
+	seed_tables();
 	n = es_xdp_chain_set(ES_XDP_ROLE_RATELIMIT, bpf_program__fd(skel->progs.xdp_ratelimit),
 			     bpf_map__fd(skel->maps.xdp_prog_array));
 	attached = n > 0 ? (unsigned)n : 0;

@@ -57,4 +57,12 @@ int rl_rules_add(const struct rl_rule *r);
 int rl_rules_delete(const char *id, json_t **removed);
 json_t *rl_rules_json(void);
 
+/*
+ * One word of rl_globals (abi/ratelimit.h) through the map fd: the ratelimit
+ * and ddos domains share the entry, so writers are serialised here and each
+ * changes only its word. 0 or -errno.
+ */
+int es_rl_global_put(int fd, uint32_t idx, uint32_t v);
+int es_rl_global_get(int fd, uint32_t idx, uint32_t *v);
+
 #endif
