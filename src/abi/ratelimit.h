@@ -53,14 +53,15 @@ struct es_addr16 {
 /*
  * Per-source state tables (network.md §6.2, state maps; see docs/ratelimit.md
  * "State tables"): per-CPU set-associative tables, one per algorithm, each a
- * PERCPU_ARRAY of ES_RL_SETS sets of ES_RL_WAYS ways = 65 536 sources per CPU,
- * the capacity of the spec's LRU maps. A way is this 24-byte head, the key
+ * PERCPU_ARRAY of ES_RL_SETS sets of ES_RL_WAYS ways = 65 536 sources per CPU
+ * (fewer sets on hosts of more than 8 CPUs, es_rl_sets_for()). A way is this 24-byte head, the key
  * {source (all-ones for global scope), policy tag} and when it was last seen,
  * followed by the algorithm's state. A source's set is a keyed hash of its
  * key; a full set gives up the way seen longest ago (least recently used).
  */
 #define ES_RL_SET_BITS 14
-#define ES_RL_SETS (1u << ES_RL_SET_BITS)
+#define ES_RL_SETS (1u << ES_RL_SET_BITS) /* the most sets per CPU (the maps' default) */
+#define ES_RL_SETS_MIN 2048u
 #define ES_RL_WAYS 4
 #define ES_RL_SEEN_SHIFT 22 /* `seen` counts ~4.2 ms units of the clock */
 
@@ -77,7 +78,7 @@ struct es_rl_way {
  * xdp_ratelimit and the tests.
  */
 static inline __attribute__((always_inline)) __u32 es_rl_set_of(__u64 a0, __u64 a1, __u32 tag,
-								__u32 seed)
+								__u32 seed, __u32 set_mask)
 {
 	__u64 x =
 	    a0 ^ (a1 * 0x9e3779b97f4a7c15ull) ^ (((__u64)tag << 32 | seed) * 0xc2b2ae3d27d4eb4full);
@@ -85,8 +86,26 @@ static inline __attribute__((always_inline)) __u32 es_rl_set_of(__u64 a0, __u64 
 	x ^= x >> 31;
 	x *= 0xbf58476d1ce4e5b9ull;
 	x ^= x >> 29;
-	return (__u32)x & (ES_RL_SETS - 1);
+	return (__u32)x & set_mask;
 }
+
+#ifndef __bpf__
+/*
+ * Sets per CPU for ncpu CPUs: 16 384 up to 8 CPUs, then fewer (a power of
+ * two, at least ES_RL_SETS_MIN) so the tables of a many-core host stay
+ * bounded (~128 Ki sources in all, per table). Sources spread over the
+ * receive queues' CPUs, so the capacity in all stays at or above the spec's
+ * 65 536.
+ */
+static inline __u32 es_rl_sets_for(int ncpu)
+{
+	__u32 sets = ES_RL_SETS;
+
+	while (ncpu > 8 && sets > ES_RL_SETS_MIN && (__u64)sets * (__u64)ncpu > 8ull * ES_RL_SETS)
+		sets >>= 1;
+	return sets;
+}
+#endif
 
 struct es_rl_token_state {
 	__u64 tokens;

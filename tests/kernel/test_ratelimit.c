@@ -281,7 +281,7 @@ static __u32 set_of_v4(const char *ip, __u32 seed)
 
 	cr_assert_eq(inet_pton(AF_INET, ip, a + 12), 1);
 	memcpy(w, a, 16);
-	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed);
+	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed, ES_RL_SETS - 1);
 }
 
 /* Packets from `ip` at time t; the verdicts as a string of P and D. */

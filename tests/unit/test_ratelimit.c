@@ -224,3 +224,22 @@ Test(ratelimit_rest, create_list_delete_and_errors)
 	cr_expect_eq(r.status, 404);
 	es_resp_clear(&r);
 }
+
+/* State tables: full size up to 8 CPUs, then halved so ~128 Ki sources per table in all. */
+Test(ratelimit_tables, sets_per_cpu_stay_bounded_on_many_cores)
+{
+	cr_expect_eq(es_rl_sets_for(1), ES_RL_SETS);
+	cr_expect_eq(es_rl_sets_for(2), ES_RL_SETS);
+	cr_expect_eq(es_rl_sets_for(8), ES_RL_SETS);
+	cr_expect_eq(es_rl_sets_for(9), ES_RL_SETS / 2);
+	cr_expect_eq(es_rl_sets_for(16), ES_RL_SETS / 2);
+	cr_expect_eq(es_rl_sets_for(64), ES_RL_SETS / 8);
+	cr_expect_eq(es_rl_sets_for(4096), ES_RL_SETS_MIN, "never below the floor");
+	for (int n = 1; n <= 256; n++) {
+		__u32 s = es_rl_sets_for(n);
+
+		cr_expect_eq(s & (s - 1), 0, "%d CPUs: a power of two", n);
+		cr_expect_geq((__u64)s * ES_RL_WAYS * (__u64)n, 65536,
+			      "%d CPUs: the spec's capacity", n);
+	}
+}

@@ -46,6 +46,9 @@ const volatile __u32 rl_clock_from_map = 0;
  */
 const volatile __u64 rl_ns_per_jiffy = 0;
 
+/* Sets per CPU of the state tables - 1 (es_rl_sets_for(), set with their size). */
+const volatile __u32 rl_set_mask = ES_RL_SETS - 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -478,7 +481,7 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		__builtin_memcpy(key.a, pkt->src, 16);
 	}
 	key.tag = c->tag;
-	key.set = es_rl_set_of(key.a[0], key.a[1], key.tag, g->w[ES_RL_G_SEED]);
+	key.set = es_rl_set_of(key.a[0], key.a[1], key.tag, g->w[ES_RL_G_SEED], rl_set_mask);
 	key.seen = (__u32)(now >> ES_RL_SEEN_SHIFT) | 1;
 
 	switch (c->algorithm) {

@@ -597,6 +597,21 @@ static void seed_tables(void)
 	put_global(ES_RL_G_SEED, seed | 1);
 }
 
+/* The state tables sized for this host's CPUs (abi/ratelimit.h, es_rl_sets_for). */
+static int size_tables(void)
+{
+	int n = libbpf_num_possible_cpus();
+	__u32 sets = es_rl_sets_for(n > 0 ? n : 1);
+	struct bpf_map *m[] = {skel->maps.ratelimit_buckets, skel->maps.fixed_window_buckets,
+			       skel->maps.sliding_window_buckets, skel->maps.leaky_bucket_buckets};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (bpf_map__set_max_entries(m[i], sets))
+			return -errno;
+	skel->rodata->rl_set_mask = sets - 1;
+	return 0;
+}
+
 static int load(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = es_kernel_pin_dir());
@@ -606,6 +621,11 @@ static int load(void)
 	if (!skel)
 		return -errno;
 	skel->rodata->rl_ns_per_jiffy = ns_per_jiffy();
+	if ((r = size_tables())) {
+		es_ratelimit__destroy(skel);
+		skel = NULL;
+		return r;
+	}
 	if ((r = es_kernel_prepare_obj(skel->obj)) || (r = es_ratelimit__load(skel))) {
 		pr_error("xdp_ratelimit failed to load", LF_INT("error", r));
 		es_ratelimit__destroy(skel);
