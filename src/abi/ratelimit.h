@@ -52,9 +52,10 @@ struct es_addr16 {
 
 /*
  * Per-source state tables (network.md §6.2, state maps; see docs/ratelimit.md
- * "State tables"): per-CPU set-associative tables, one per algorithm, each a
- * PERCPU_ARRAY of ES_RL_SETS sets of ES_RL_WAYS ways = 65 536 sources per CPU
- * (fewer sets on hosts of more than 8 CPUs, es_rl_sets_for()). A way is this 24-byte head, the key
+ * "State tables"): per-CPU set-associative tables, one ARRAY per algorithm
+ * in which each CPU owns ES_RL_SETS sets of ES_RL_WAYS ways = 65 536 sources
+ * (fewer sets on hosts of more than 8 CPUs, es_rl_sets_for()). A way is this
+ * 24-byte head, the key
  * {source (all-ones for global scope), policy tag} and when it was last seen,
  * followed by the algorithm's state. A source's set is a keyed hash of its
  * key; a full set gives up the way seen longest ago (least recently used).

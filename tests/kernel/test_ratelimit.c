@@ -40,6 +40,7 @@ static void setup(void)
 	rl = es_ratelimit__open_opts(&oo);
 	cr_assert_not_null(rl);
 	rl->rodata->rl_clock_from_map = 1;
+	cr_assert_eq(es_rl_size_tables(rl), 0);
 	cr_assert_eq(es_kernel_prepare_obj(rl->obj), 0);
 	cr_assert_eq(es_ratelimit__load(rl), 0, "xdp_ratelimit does not load on this kernel");
 	cr_assert_eq(es_kernel_set_feature(ES_FEAT_RATELIMIT, true), 0);
@@ -281,7 +282,8 @@ static __u32 set_of_v4(const char *ip, __u32 seed)
 
 	cr_assert_eq(inet_pton(AF_INET, ip, a + 12), 1);
 	memcpy(w, a, 16);
-	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed, ES_RL_SETS - 1);
+	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed,
+			    (1u << rl->rodata->rl_set_shift) - 1);
 }
 
 /* Packets from `ip` at time t; the verdicts as a string of P and D. */
@@ -304,7 +306,7 @@ Test(ratelimit, full_state_set_gives_up_the_source_seen_longest_ago)
 	int found = 0;
 
 	/* ES_RL_WAYS + 1 sources of 198.18.0.0/15 that share one set under this seed. */
-	static uint8_t count[ES_RL_SETS];
+	static uint8_t count[ES_RL_SETS]; /* the most sets per CPU */
 	memset(count, 0, sizeof(count));
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < 131072 && found <= ES_RL_WAYS; i++) {

@@ -46,6 +46,7 @@ static void setup(void)
 	rl = es_ratelimit__open_opts(&oo);
 	cr_assert_not_null(rl);
 	rl->rodata->rl_clock_from_map = 1;
+	cr_assert_eq(es_rl_size_tables(rl), 0);
 	cr_assert_eq(es_kernel_prepare_obj(rl->obj), 0);
 	cr_assert_eq(es_ratelimit__load(rl), 0);
 	cr_assert_eq(es_kernel_set_feature(ES_FEAT_RATELIMIT, true), 0);

@@ -597,18 +597,21 @@ static void seed_tables(void)
 	put_global(ES_RL_G_SEED, seed | 1);
 }
 
-/* The state tables sized for this host's CPUs (abi/ratelimit.h, es_rl_sets_for). */
-static int size_tables(void)
+int es_rl_size_tables(struct es_ratelimit *sk)
 {
 	int n = libbpf_num_possible_cpus();
-	__u32 sets = es_rl_sets_for(n > 0 ? n : 1);
-	struct bpf_map *m[] = {skel->maps.ratelimit_buckets, skel->maps.fixed_window_buckets,
-			       skel->maps.sliding_window_buckets, skel->maps.leaky_bucket_buckets};
+	__u32 sets = es_rl_sets_for(n > 0 ? n : 1), shift = 0;
+	struct bpf_map *m[] = {sk->maps.ratelimit_buckets, sk->maps.fixed_window_buckets,
+			       sk->maps.sliding_window_buckets, sk->maps.leaky_bucket_buckets};
 
+	if (n <= 0)
+		return n ? n : -EINVAL;
+	while ((1u << shift) < sets)
+		shift++;
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		if (bpf_map__set_max_entries(m[i], sets))
+		if (bpf_map__set_max_entries(m[i], (__u32)n << shift))
 			return -errno;
-	skel->rodata->rl_set_mask = sets - 1;
+	sk->rodata->rl_set_shift = shift;
 	return 0;
 }
 
@@ -621,7 +624,7 @@ static int load(void)
 	if (!skel)
 		return -errno;
 	skel->rodata->rl_ns_per_jiffy = ns_per_jiffy();
-	if ((r = size_tables())) {
+	if ((r = es_rl_size_tables(skel))) {
 		es_ratelimit__destroy(skel);
 		skel = NULL;
 		return r;

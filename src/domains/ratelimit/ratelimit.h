@@ -65,4 +65,12 @@ json_t *rl_rules_json(void);
 int es_rl_global_put(int fd, uint32_t idx, uint32_t v);
 int es_rl_global_get(int fd, uint32_t idx, uint32_t *v);
 
+/*
+ * Size xdp_ratelimit's state tables for this host before load: sets per CPU
+ * (es_rl_sets_for) times the possible CPUs, and rodata rl_set_shift. 0 or
+ * -errno. The agent and the kernel tests both load the object through it.
+ */
+struct es_ratelimit;
+int es_rl_size_tables(struct es_ratelimit *skel);
+
 #endif
