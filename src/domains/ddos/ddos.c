@@ -19,6 +19,7 @@
 #include "api/metrics.h"
 #include "core/alert.h"
 #include "core/clock.h"
+#include "core/idlist.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "domains/ddos/ddos_sys.h"
@@ -31,6 +32,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -879,53 +881,36 @@ json_t *ddos_policies_json(void)
 	return a;
 }
 
+_Static_assert(offsetof(struct ddos_policy, id) == 0, "es_idlist: id first");
+
 int ddos_policies_add(struct ddos_policy *p)
 {
-	struct ddos_policy *nl;
-	int r = 0;
+	int r;
 
 	pthread_mutex_lock(&ddos_lock);
-	for (size_t i = 0; i < n_live; i++) {
-		if (!strcmp(live[i].id, p->id)) {
-			r = -EEXIST;
-			goto out;
-		}
+	r = es_idlist_grow((void **)&live, n_live, sizeof(*live), DDOS_MAX_POLICIES, p->id);
+	if (!r) {
+		live[n_live++] = *p; /* takes ownership */
+		memset(p, 0, sizeof(*p));
 	}
-	if (n_live >= DDOS_MAX_POLICIES) {
-		r = -ENOSPC;
-		goto out;
-	}
-	nl = realloc(live, (n_live + 1) * sizeof(*live));
-	if (!nl) {
-		r = -ENOMEM;
-		goto out;
-	}
-	live = nl;
-	live[n_live++] = *p; /* takes ownership */
-	memset(p, 0, sizeof(*p));
-out:
 	pthread_mutex_unlock(&ddos_lock);
 	return r;
 }
 
 int ddos_policies_delete(const char *id, json_t **removed)
 {
-	int r = -ENOENT;
+	ssize_t i;
 
 	pthread_mutex_lock(&ddos_lock);
-	for (size_t i = 0; i < n_live; i++) {
-		if (strcmp(live[i].id, id))
-			continue;
+	i = es_idlist_find(live, n_live, sizeof(*live), id);
+	if (i >= 0) {
 		if (removed)
 			*removed = ddos_policy_json(&live[i]);
 		ddos_policy_clear(&live[i]);
-		memmove(&live[i], &live[i + 1], (n_live - i - 1) * sizeof(*live));
-		n_live--;
-		r = 0;
-		break;
+		es_idlist_remove(live, &n_live, sizeof(*live), (size_t)i);
 	}
 	pthread_mutex_unlock(&ddos_lock);
-	return r;
+	return i >= 0 ? 0 : -ENOENT;
 }
 
 const struct es_domain es_domain_ddos = {

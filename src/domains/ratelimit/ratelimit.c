@@ -12,6 +12,7 @@
 #include "agent/domain.h"
 #include "api/metrics.h"
 #include "core/audit.h"
+#include "core/idlist.h"
 #include "core/log.h"
 #include "kernel/events.h"
 #include "kernel/kernel.h"
@@ -21,6 +22,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -748,52 +750,35 @@ static void rl_metrics(void)
 
 /* ---- runtime rule operations ---------------------------------------------------- */
 
+_Static_assert(offsetof(struct rl_rule, id) == 0, "es_idlist: id first");
+
 int rl_rules_add(const struct rl_rule *r)
 {
-	struct rl_rule *nl;
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&rl_lock);
-	for (size_t i = 0; i < n_live; i++) {
-		if (!strcmp(live[i].id, r->id)) {
-			ret = -EEXIST;
-			goto out;
-		}
+	ret = es_idlist_grow((void **)&live, n_live, sizeof(*live), RL_MAX_RULES, r->id);
+	if (!ret && !(ret = rl_rule_dup(&live[n_live], r))) {
+		n_live++;
+		ret = sync_locked();
 	}
-	if (n_live >= RL_MAX_RULES) {
-		ret = -ENOSPC;
-		goto out;
-	}
-	nl = realloc(live, (n_live + 1) * sizeof(*live));
-	if (!nl) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	live = nl;
-	if ((ret = rl_rule_dup(&live[n_live], r)))
-		goto out;
-	n_live++;
-	ret = sync_locked();
-out:
 	pthread_mutex_unlock(&rl_lock);
 	return ret;
 }
 
 int rl_rules_delete(const char *id, json_t **removed)
 {
+	ssize_t i;
 	int ret = -ENOENT;
 
 	pthread_mutex_lock(&rl_lock);
-	for (size_t i = 0; i < n_live; i++) {
-		if (strcmp(live[i].id, id))
-			continue;
+	i = es_idlist_find(live, n_live, sizeof(*live), id);
+	if (i >= 0) {
 		if (removed)
 			*removed = rl_rule_json(&live[i]);
 		rl_rule_clear(&live[i]);
-		memmove(&live[i], &live[i + 1], (n_live - i - 1) * sizeof(*live));
-		n_live--;
+		es_idlist_remove(live, &n_live, sizeof(*live), (size_t)i);
 		ret = sync_locked();
-		break;
 	}
 	pthread_mutex_unlock(&rl_lock);
 	return ret;
