@@ -221,6 +221,29 @@ static inline void es_rl_config_fill(struct es_rl_config *out, __u64 rate, __u64
 	out->tag = tag;
 }
 
+/*
+ * xdp_ratelimit's limiters see time in ticks of tick_ns (jiffies; 0 =
+ * exact). A token or leaky bucket smaller than one tick's worth would then
+ * overflow at every tick and lose what the tick brought (rate 1 000/s, burst
+ * 1, 4 ms ticks: 250/s). So its capacity is at least one tick's worth; the
+ * rate over time is then the configured one.
+ */
+static inline void es_rl_config_tick_floor(struct es_rl_config *c, __u64 tick_ns)
+{
+	__u64 need;
+
+	if (!tick_ns || !c->ns_per_token)
+		return;
+	if (c->algorithm == ES_RL_ALGO_TOKEN_BUCKET || c->algorithm == ES_RL_ALGO_SYN_COOKIE)
+		need = (tick_ns + c->ns_per_token - 1) / c->ns_per_token;
+	else if (c->algorithm == ES_RL_ALGO_LEAKY_BUCKET)
+		need = (c->ns_per_token * tick_ns + 999999999ull) / 1000000000ull;
+	else
+		return;
+	if (c->burst < need)
+		c->burst = need;
+}
+
 _Static_assert(sizeof(struct es_rl_config) == 24, "ratelimit_config is 24 bytes");
 _Static_assert(offsetof(struct es_rl_config, action) == 16, "action @16");
 _Static_assert(offsetof(struct es_rl_config, algorithm) == 17, "algorithm @17");

@@ -243,3 +243,29 @@ Test(ratelimit_tables, sets_per_cpu_stay_bounded_on_many_cores)
 			      "%d CPUs: the spec's capacity", n);
 	}
 }
+
+/* A bucket holds at least one tick's worth, or each tick would spill what it brought. */
+Test(ratelimit_tables, buckets_hold_at_least_one_tick)
+{
+	struct es_rl_config c;
+	const __u64 tick = 4000000; /* HZ=250 */
+
+	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, tick);
+	cr_expect_eq(c.burst, 4, "1 000/s, burst 1: four tokens a tick");
+	es_rl_config_fill(&c, 300, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, tick);
+	cr_expect_eq(c.burst, 2, "300/s: 1.2 tokens a tick, rounded up");
+	es_rl_config_fill(&c, 1000, 50, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, tick);
+	cr_expect_eq(c.burst, 50, "a burst above one tick's worth is kept");
+	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_LEAKY_BUCKET, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, tick);
+	cr_expect_eq(c.burst, 4, "leaky: drains four a tick");
+	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_FIXED_WINDOW, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, tick);
+	cr_expect_eq(c.burst, 1, "windows count, they hold nothing");
+	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
+	es_rl_config_tick_floor(&c, 0);
+	cr_expect_eq(c.burst, 1, "an exact clock needs no floor");
+}

@@ -445,6 +445,7 @@ static int mit_install_locked(const uint8_t addr[16], enum ddos_attack attack, b
 		memcpy(a.addr, addr, 16);
 		es_rl_config_fill(&v, rate, rate, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP,
 				  ES_RL_SCOPE_SOURCE, ES_RL_TAG_OVERRIDE);
+		es_rl_config_tick_floor(&v, es_rl_tick_ns());
 		r = map_put("ratelimit_config", &a, &v);
 	}
 	if (r)

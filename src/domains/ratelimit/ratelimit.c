@@ -467,6 +467,7 @@ static int sync_locked(void)
 			continue;
 		es_rl_config_fill(&v, ru->rate, ru->burst, ru->algorithm, ru->action, ru->scope,
 				  (uint32_t)i + 1);
+		es_rl_config_tick_floor(&v, es_rl_tick_ns());
 		if (v4) {
 			struct es_lpm_v4 k = {.prefixlen = ru->has_cidr ? ru->cidr.plen : 0};
 
@@ -487,6 +488,7 @@ static int sync_locked(void)
 	if (cur.enabled && cur.default_rate > 0) {
 		es_rl_config_fill(&v, cur.default_rate, cur.default_burst, cur.default_algorithm,
 				  ES_RL_ACT_DROP, ES_RL_SCOPE_SOURCE, ES_RL_TAG_DEFAULT);
+		es_rl_config_tick_floor(&v, es_rl_tick_ns());
 		if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY))
 			r = -errno;
 		flags |= ES_RL_HAS_DEFAULT;
@@ -573,7 +575,7 @@ static void publish_status(void)
  * the resolution of CLOCK_MONOTONIC_COARSE is one tick. 0 when it looks
  * wrong; the program then reads the coarse clock instead.
  */
-static uint64_t ns_per_jiffy(void)
+uint64_t es_rl_tick_ns(void)
 {
 	struct timespec res;
 
@@ -625,7 +627,7 @@ static int load(void)
 	skel = es_ratelimit__open_opts(&oo);
 	if (!skel)
 		return -errno;
-	skel->rodata->rl_ns_per_jiffy = ns_per_jiffy();
+	skel->rodata->rl_ns_per_jiffy = es_rl_tick_ns();
 	if ((r = es_rl_size_tables(skel))) {
 		es_ratelimit__destroy(skel);
 		skel = NULL;

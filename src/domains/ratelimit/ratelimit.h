@@ -73,4 +73,8 @@ int es_rl_global_get(int fd, uint32_t idx, uint32_t *v);
 struct es_ratelimit;
 int es_rl_size_tables(struct es_ratelimit *skel);
 
+/* The limiters' clock step in ns (one tick: the resolution of
+ * CLOCK_MONOTONIC_COARSE), 0 when it looks wrong. */
+uint64_t es_rl_tick_ns(void);
+
 #endif
