@@ -247,25 +247,26 @@ Test(ratelimit_tables, sets_per_cpu_stay_bounded_on_many_cores)
 /* A bucket holds at least one tick's worth, or each tick would spill what it brought. */
 Test(ratelimit_tables, buckets_hold_at_least_one_tick)
 {
-	struct es_rl_config c;
-	const __u64 tick = 4000000; /* HZ=250 */
+	static const struct {
+		__u64 rate, burst, tick, want;
+		__u8 algo;
+		const char *why;
+	} cases[] = {
+	    {1000, 1, 4000000, 4, ES_RL_ALGO_TOKEN_BUCKET, "1 000/s, burst 1: four tokens a tick"},
+	    {300, 1, 4000000, 2, ES_RL_ALGO_TOKEN_BUCKET, "300/s: 1.2 tokens a tick, rounded up"},
+	    {1000, 50, 4000000, 50, ES_RL_ALGO_TOKEN_BUCKET,
+	     "a burst above a tick's worth is kept"},
+	    {1000, 1, 4000000, 4, ES_RL_ALGO_LEAKY_BUCKET, "leaky: drains four a tick"},
+	    {1000, 1, 4000000, 1, ES_RL_ALGO_FIXED_WINDOW, "windows count, they hold nothing"},
+	    {1000, 1, 0, 1, ES_RL_ALGO_TOKEN_BUCKET, "an exact clock needs no floor"},
+	};
 
-	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, tick);
-	cr_expect_eq(c.burst, 4, "1 000/s, burst 1: four tokens a tick");
-	es_rl_config_fill(&c, 300, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, tick);
-	cr_expect_eq(c.burst, 2, "300/s: 1.2 tokens a tick, rounded up");
-	es_rl_config_fill(&c, 1000, 50, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, tick);
-	cr_expect_eq(c.burst, 50, "a burst above one tick's worth is kept");
-	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_LEAKY_BUCKET, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, tick);
-	cr_expect_eq(c.burst, 4, "leaky: drains four a tick");
-	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_FIXED_WINDOW, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, tick);
-	cr_expect_eq(c.burst, 1, "windows count, they hold nothing");
-	es_rl_config_fill(&c, 1000, 1, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP, 0, 0);
-	es_rl_config_tick_floor(&c, 0);
-	cr_expect_eq(c.burst, 1, "an exact clock needs no floor");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct es_rl_config c;
+
+		es_rl_config_fill(&c, cases[i].rate, cases[i].burst, cases[i].algo, ES_RL_ACT_DROP,
+				  0, 0);
+		es_rl_config_tick_floor(&c, cases[i].tick);
+		cr_expect_eq(c.burst, cases[i].want, "%s", cases[i].why);
+	}
 }
