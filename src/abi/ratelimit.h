@@ -74,20 +74,18 @@ struct es_rl_way {
 
 /*
  * The set of key {a0, a1 = the address's two little-endian words, tag} in
- * every state table: a mix keyed by rl_globals[ES_RL_G_SEED], a random word,
- * so no sender can aim many of its sources at one set. Shared by
- * xdp_ratelimit and the tests.
+ * every state table of 2^set_bits sets: a multiplicative hash keyed by the
+ * 64-bit random key in rl_globals (ES_RL_G_SEED, ES_RL_G_SEED_HI), so no
+ * sender can aim many of its sources at one set. Two multiplies, the second
+ * over every input bit; the set is the product's top bits, the ones every
+ * input bit reaches. Shared by xdp_ratelimit and the tests.
  */
 static inline __attribute__((always_inline)) __u32 es_rl_set_of(__u64 a0, __u64 a1, __u32 tag,
-								__u32 seed, __u32 set_mask)
+								__u64 key, __u32 set_bits)
 {
-	__u64 x =
-	    a0 ^ (a1 * 0x9e3779b97f4a7c15ull) ^ (((__u64)tag << 32 | seed) * 0xc2b2ae3d27d4eb4full);
+	__u64 x = ((a1 ^ key) * 0x9e3779b97f4a7c15ull) ^ a0 ^ tag;
 
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 29;
-	return (__u32)x & set_mask;
+	return (__u32)((x * 0xbf58476d1ce4e5b9ull) >> (64 - set_bits));
 }
 
 #ifndef __bpf__
@@ -164,13 +162,18 @@ enum es_rl_global {
 	ES_RL_G_OVERRIDES = 1, /* exact overrides installed (DDoS throttle) */
 	ES_RL_G_BLOCKS = 2,    /* DDoS auto-block entries installed */
 	ES_RL_G_DDOS = 3,      /* ES_RL_DDOS_*: DDoS checks on (the ddos domain) */
-	ES_RL_G_SEED = 4,      /* the state tables' hash key, random, set once */
-	ES_RL_G__COUNT = 5,
+	ES_RL_G_SEED = 4,      /* the state tables' hash key (low word), random, set once */
+	ES_RL_G_SEED_HI = 5,   /* its high word */
+	ES_RL_G__COUNT = 6,
 };
 
 struct es_rl_globals {
 	__u32 w[8]; /* by enum es_rl_global */
-};
+	/* The global default policy (ns_per_token 0: none), written by the
+	 * ratelimit domain through es_rl_default_put(): here rather than in a map
+	 * of its own, it costs xdp_ratelimit no lookup. */
+	struct es_rl_config dflt;
+} __attribute__((aligned(8))); /* the seed words are read as one u64 */
 
 /* ES_RL_G_DDOS bits: a check whose bit is clear costs no lookup (nor the clock). */
 #define ES_RL_DDOS_ICMP 0x01u
@@ -251,6 +254,7 @@ _Static_assert(offsetof(struct es_rl_config, scope) == 18, "scope @18");
 _Static_assert(offsetof(struct es_rl_config, tag) == 20, "tag @20");
 _Static_assert(sizeof(struct es_rl_way) == 24, "state table way head");
 _Static_assert(ES_RL_G__COUNT <= 8, "rl_globals words");
+_Static_assert(sizeof(struct es_rl_globals) == 56, "rl_globals: 8 words and the default policy");
 _Static_assert(sizeof(struct es_rl_sliding_state) == 56, "sliding window state is 56 bytes");
 _Static_assert(offsetof(struct es_rl_sliding_state, slot_start_ns) == 40, "slot_start_ns");
 _Static_assert(sizeof(struct es_lpm_v4) == 8 && sizeof(struct es_lpm_v6) == 20, "LPM keys");

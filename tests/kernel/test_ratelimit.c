@@ -68,11 +68,10 @@ static void set_global(__u32 idx, __u32 v)
 
 static void set_default(uint64_t npt, uint64_t burst, __u8 algo, __u8 action)
 {
-	__u32 zero = 0;
 	struct es_rl_config c = {
 	    .ns_per_token = npt, .burst = burst, .algorithm = algo, .action = action};
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_default_put(bpf_map__fd(rl->maps.rl_globals), &c), 0);
 	set_global(ES_RL_G_FLAGS, ES_RL_HAS_DEFAULT);
 }
 
@@ -275,15 +274,14 @@ Test(ratelimit, policy_precedence_override_tier_prefix_default)
 }
 
 /* The set of IPv4 source `ip` under the default policy (tag 0) and `seed`. */
-static __u32 set_of_v4(const char *ip, __u32 seed)
+static __u32 set_of_v4(const char *ip, __u64 seed)
 {
 	uint8_t a[16] = {[10] = 0xff, [11] = 0xff};
 	__u64 w[2];
 
 	cr_assert_eq(inet_pton(AF_INET, ip, a + 12), 1);
 	memcpy(w, a, 16);
-	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed,
-			    (1u << rl->rodata->rl_set_shift) - 1);
+	return es_rl_set_of(w[0], w[1], ES_RL_TAG_DEFAULT, seed, rl->rodata->rl_set_shift);
 }
 
 /* Packets from `ip` at time t; the verdicts as a string of P and D. */
@@ -300,7 +298,7 @@ static void send_from(const char *ip, uint64_t t, int n, char *out)
 
 Test(ratelimit, full_state_set_gives_up_the_source_seen_longest_ago)
 {
-	const __u32 seed = 0x5eed1234;
+	const __u64 seed = 0x0ddba11c5eed1234ull;
 	char ips[ES_RL_WAYS + 1][20], got[8];
 	__u32 want_set = 0; /* set + 1 */
 	int found = 0;
@@ -323,7 +321,8 @@ Test(ratelimit, full_state_set_gives_up_the_source_seen_longest_ago)
 		}
 	}
 	cr_assert_eq(found, ES_RL_WAYS + 1, "no %d colliding sources", ES_RL_WAYS + 1);
-	set_global(ES_RL_G_SEED, seed);
+	set_global(ES_RL_G_SEED, (__u32)seed);
+	set_global(ES_RL_G_SEED_HI, (__u32)(seed >> 32));
 	set_default(SEC, 2, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP); /* 1/s, burst 2 */
 
 	/* The first ES_RL_WAYS sources fill the set, 100 ms apart; the first
@@ -373,12 +372,11 @@ Test(ratelimit, ipv6_sources_in_one_prefix_have_their_own_buckets)
 
 Test(ratelimit, global_scope_shares_one_bucket)
 {
-	__u32 zero = 0;
 	struct es_rl_config c = {
 	    .ns_per_token = SEC, .burst = 2, .scope = ES_RL_SCOPE_GLOBAL, .action = ES_RL_ACT_DROP};
 	struct pb a, b;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_default_put(bpf_map__fd(rl->maps.rl_globals), &c), 0);
 	set_global(ES_RL_G_FLAGS, ES_RL_HAS_DEFAULT);
 	set_clock(SEC);
 	udp4(&a, "198.51.100.7");
@@ -890,4 +888,30 @@ Test(syncookie, syn_cookie_policy_answers_over_limit_syns)
 		kt_xdp(prog, &ack, &r);
 		cr_expect_eq(r.retval, XDP_PASS, "only SYNs are subject to a syn_cookie policy");
 	}
+}
+
+/*
+ * DDOS_METRICS total_seen counts what the DDoS checks inspected: nothing
+ * while no check is on (docs/ddos.md), every packet once one is.
+ */
+Test(ratelimit, ddos_total_seen_counts_only_inspected_packets)
+{
+	struct es_ddos_icmp_config ic = {.enabled = 1, .max_payload_size = 1000, .max_pps = 100};
+	int fd = bpf_map__fd(rl->maps.ddos_metrics), mfd = bpf_map__fd(rl->maps.ratelimit_metrics);
+	__u32 zero = 0;
+	struct pb p;
+
+	set_default(SEC / 1000, 1000, ES_RL_ALGO_TOKEN_BUCKET, ES_RL_ACT_DROP);
+	set_clock(SEC);
+	udp4(&p, "198.51.100.7");
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(run(&p), XDP_PASS);
+	cr_expect_eq(kt_percpu(mfd, ES_RL_M_TOTAL_SEEN), 3);
+	cr_expect_eq(kt_percpu(fd, ES_DDOS_M_TOTAL_SEEN), 0, "no DDoS check on: none inspected");
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.ddos_icmp_config), &zero, &ic, 0), 0);
+	set_global(ES_RL_G_DDOS, ES_RL_DDOS_ICMP);
+	for (int i = 0; i < 2; i++)
+		cr_expect_eq(run(&p), XDP_PASS);
+	cr_expect_eq(kt_percpu(mfd, ES_RL_M_TOTAL_SEEN), 5);
+	cr_expect_eq(kt_percpu(fd, ES_DDOS_M_TOTAL_SEEN), 2, "the ICMP check inspects every packet");
 }

@@ -172,7 +172,7 @@ Test(xdp_chain, parse_handoff_never_outlives_the_packet)
 	struct es_rl_config c = {.ns_per_token = SEC, .burst = 1, .action = ES_RL_ACT_DROP};
 	__u64 t = 5 * SEC;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_default_put(bpf_map__fd(rl->maps.rl_globals), &c), 0);
 	cr_assert_eq(es_rl_global_put(bpf_map__fd(rl->maps.rl_globals), idx, flags), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_test_clock), &zero, &t, 0), 0);
 	/* Taken: xdp_ratelimit limits on the firewall's parse (burst 1 per source). */
@@ -192,7 +192,6 @@ Test(xdp_chain, parse_handoff_never_outlives_the_packet)
 
 Test(xdp_chain, firewall_tail_calls_ratelimit_in_slot_0)
 {
-	__u32 zero = 0;
 	struct es_rl_config c = {.ns_per_token = SEC,
 				 .burst = 3,
 				 .algorithm = ES_RL_ALGO_TOKEN_BUCKET,
@@ -201,7 +200,7 @@ Test(xdp_chain, firewall_tail_calls_ratelimit_in_slot_0)
 	__u64 t = 5 * SEC;
 	__u32 zk = 0;
 
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_default), &zero, &c, 0), 0);
+	cr_assert_eq(es_rl_default_put(bpf_map__fd(rl->maps.rl_globals), &c), 0);
 	cr_assert_eq(es_rl_global_put(bpf_map__fd(rl->maps.rl_globals), idx, flags), 0);
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(rl->maps.rl_test_clock), &zk, &t, 0), 0);
 	/* 1/s with a burst of 3, all at one instant: the fourth is over. */

@@ -68,9 +68,6 @@ struct {
 
 /* Exact overrides (the DDoS throttle). */
 RL_PINNED(ratelimit_config, BPF_MAP_TYPE_HASH, struct es_addr16, struct es_rl_config, 10240, 0);
-/* The global default: an array, whose lookup is a few inlined instructions
- * (under the zero key of the hash above it cost ~15 ns a packet). */
-RL_PINNED(rl_default, BPF_MAP_TYPE_ARRAY, __u32, struct es_rl_config, 1, 0);
 RL_PINNED(rl_policy_v4, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v4, struct es_rl_config, 10240,
 	  BPF_F_NO_PREALLOC);
 RL_PINNED(rl_policy_v6, BPF_MAP_TYPE_LPM_TRIE, struct es_lpm_v6, struct es_rl_config, 10240,
@@ -150,8 +147,8 @@ static __always_inline __u64 rl_tick(void)
 }
 
 /* Lookup order (network.md §6.2): exact override, tier, longest prefix, default. */
-static __always_inline struct es_rl_config *rl_lookup(const struct es_pkt *pkt, __u32 flags,
-						      __u32 overrides)
+static __always_inline struct es_rl_config *
+rl_lookup(const struct es_pkt *pkt, struct es_rl_globals *g, __u32 flags, __u32 overrides)
 {
 	int v6 = pkt->flags & ES_PKT_F_IPV6;
 	struct es_rl_config *c;
@@ -198,13 +195,10 @@ static __always_inline struct es_rl_config *rl_lookup(const struct es_pkt *pkt, 
 		if (c)
 			return c->ns_per_token ? c : NULL;
 	}
-	if (flags & ES_RL_HAS_DEFAULT) {
-		__u32 zero = 0;
-
-		c = bpf_map_lookup_elem(&rl_default, &zero);
-		if (c && c->ns_per_token)
-			return c;
-	}
+	/* The default sits in rl_globals (read already): no lookup. Under the
+	 * zero key of RATELIMIT_CONFIG it cost ~15 ns a packet. */
+	if ((flags & ES_RL_HAS_DEFAULT) && g->dflt.ns_per_token)
+		return &g->dflt;
 	return NULL;
 }
 
@@ -221,6 +215,12 @@ struct rl_key {
  * the key, or else the one seen longest ago (never-used ways first), taken
  * over for the key with *fresh set. The algorithm's state follows the head.
  */
+static __always_inline int rl_way_holds(const struct es_rl_way *w, const struct rl_key *k)
+{
+	return *(__u64 *)w->addr == k->a[0] && *(__u64 *)(w->addr + 8) == k->a[1] &&
+	       w->tag == k->tag && w->seen;
+}
+
 static __always_inline void *rl_state(void *map, const struct rl_key *k, __u32 stride, int *fresh)
 {
 	__u32 idx = bpf_get_smp_processor_id() << rl_set_shift | k->set, age, oldest = 0;
@@ -229,16 +229,27 @@ static __always_inline void *rl_state(void *map, const struct rl_key *k, __u32 s
 
 	if (!ways)
 		return NULL;
+	*fresh = 0;
+	/* A source seen before is nearly always in the way it was given first:
+	 * way 0 unless its set was shared. */
+	w = ways;
+	if (__builtin_expect(rl_way_holds(w, k), 1)) {
+		w->seen = k->seen;
+		return w + 1;
+	}
+#pragma unroll
+	for (int i = 1; i < ES_RL_WAYS; i++) {
+		w = ways + i * stride;
+		if (rl_way_holds(w, k)) {
+			w->seen = k->seen;
+			return w + 1;
+		}
+	}
+	/* Not held: take over the way seen longest ago (never-used ways first). */
 	victim = ways;
 #pragma unroll
 	for (int i = 0; i < ES_RL_WAYS; i++) {
 		w = ways + i * stride;
-		if (w->seen && *(__u64 *)w->addr == k->a[0] && *(__u64 *)(w->addr + 8) == k->a[1] &&
-		    w->tag == k->tag) {
-			w->seen = k->seen;
-			*fresh = 0;
-			return w + 1;
-		}
 		age = w->seen ? k->seen - w->seen : 0xffffffffu;
 		if (age > oldest) {
 			oldest = age;
@@ -464,12 +475,10 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		r = ddos_check(ctx, pkt, now, ES_PROG_XDP_RATELIMIT, blocks, checks);
 		if (r >= 0)
 			return r;
-	} else {
-		ddos_metric(ES_DDOS_M_TOTAL_SEEN);
 	}
 
 	/* With ratelimit disabled only the DDoS throttle overrides apply (§6.4 item 6). */
-	c = rl_lookup(pkt, flags, overrides);
+	c = rl_lookup(pkt, g, flags, overrides);
 	if (!c ||
 	    (c->algorithm == ES_RL_ALGO_SYN_COOKIE &&
 	     (pkt->tcp_flags & (TCP_F_SYN | TCP_F_ACK | TCP_F_RST | TCP_F_FIN)) != TCP_F_SYN)) {
@@ -486,7 +495,7 @@ int xdp_ratelimit(struct xdp_md *ctx)
 	}
 	key.tag = c->tag;
 	key.set =
-	    es_rl_set_of(key.a[0], key.a[1], key.tag, g->w[ES_RL_G_SEED], (1u << rl_set_shift) - 1);
+	    es_rl_set_of(key.a[0], key.a[1], key.tag, *(__u64 *)&g->w[ES_RL_G_SEED], rl_set_shift);
 	key.seen = (__u32)(now >> ES_RL_SEEN_SHIFT) | 1;
 
 	switch (c->algorithm) {

@@ -378,6 +378,24 @@ int es_rl_global_put(int fd, uint32_t idx, uint32_t v)
 	return r;
 }
 
+int es_rl_default_put(int fd, const struct es_rl_config *c)
+{
+	struct es_rl_globals g;
+	uint32_t zero = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&globals_lock);
+	if (bpf_map_lookup_elem(fd, &zero, &g) == 0) {
+		g.dflt = *c;
+		if (bpf_map_update_elem(fd, &zero, &g, BPF_ANY))
+			r = -errno;
+	} else {
+		r = -errno;
+	}
+	pthread_mutex_unlock(&globals_lock);
+	return r;
+}
+
 static void put_global(uint32_t idx, uint32_t v)
 {
 	es_rl_global_put(bpf_map__fd(skel->maps.rl_globals), idx, v);
@@ -442,7 +460,7 @@ static int sync_locked(void)
 	struct es_lpm_v4 *k4 = NULL;
 	struct es_lpm_v6 *k6 = NULL;
 	size_t n4 = 0, n6 = 0;
-	uint32_t flags = 0, old_flags = 0, zero = 0;
+	uint32_t flags = 0, old_flags = 0;
 	struct es_rl_config v, off = {0};
 	int f4, f6, fd, r = 0;
 
@@ -450,7 +468,7 @@ static int sync_locked(void)
 		return 0;
 	f4 = bpf_map__fd(skel->maps.rl_policy_v4);
 	f6 = bpf_map__fd(skel->maps.rl_policy_v6);
-	fd = bpf_map__fd(skel->maps.rl_default);
+	fd = bpf_map__fd(skel->maps.rl_globals);
 	k4 = calloc(n_live + 1, sizeof(*k4));
 	k6 = calloc(n_live + 1, sizeof(*k6));
 	if (!k4 || !k6) {
@@ -489,8 +507,8 @@ static int sync_locked(void)
 		es_rl_config_fill(&v, cur.default_rate, cur.default_burst, cur.default_algorithm,
 				  ES_RL_ACT_DROP, ES_RL_SCOPE_SOURCE, ES_RL_TAG_DEFAULT);
 		es_rl_config_tick_floor(&v, es_rl_tick_ns());
-		if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY))
-			r = -errno;
+		if (es_rl_default_put(fd, &v))
+			r = -EIO;
 		flags |= ES_RL_HAS_DEFAULT;
 	}
 	/* Disabled: no generic limiting at all (§6.4 item 6), the DDoS throttle aside. */
@@ -501,7 +519,7 @@ static int sync_locked(void)
 	prune_lpm(f6, sizeof(*k6), k6, n6);
 	put_global(ES_RL_G_FLAGS, flags);
 	if (!(flags & ES_RL_HAS_DEFAULT))
-		bpf_map_update_elem(fd, &zero, &off, BPF_ANY); /* rate 0: none */
+		es_rl_default_put(fd, &off); /* rate 0: none */
 	es_kernel_set_feature(ES_FEAT_RATELIMIT, cur.enabled);
 out:
 	free(k4);
@@ -588,17 +606,21 @@ uint64_t es_rl_tick_ns(void)
 /* The state tables' hash key: random, once per pinned rl_globals (kept across restarts). */
 static void seed_tables(void)
 {
-	uint32_t seed = 0;
+	int fd = bpf_map__fd(skel->maps.rl_globals);
+	uint32_t seed[2] = {0, 0};
 
-	if (!es_rl_global_get(bpf_map__fd(skel->maps.rl_globals), ES_RL_G_SEED, &seed) && seed)
+	if (!es_rl_global_get(fd, ES_RL_G_SEED, &seed[0]) &&
+	    !es_rl_global_get(fd, ES_RL_G_SEED_HI, &seed[1]) && (seed[0] | seed[1]))
 		return;
-	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+	if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
 		struct timespec t;
 
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		seed = (uint32_t)t.tv_nsec ^ (uint32_t)getpid() << 16;
+		seed[0] = (uint32_t)t.tv_nsec ^ (uint32_t)getpid() << 16;
+		seed[1] = (uint32_t)t.tv_sec ^ (uint32_t)(uintptr_t)&t;
 	}
-	put_global(ES_RL_G_SEED, seed | 1);
+	put_global(ES_RL_G_SEED, seed[0]);
+	put_global(ES_RL_G_SEED_HI, seed[1] | 1);
 }
 
 int es_rl_size_tables(struct es_ratelimit *sk)

@@ -64,6 +64,9 @@ json_t *rl_rules_json(void);
  */
 int es_rl_global_put(int fd, uint32_t idx, uint32_t v);
 int es_rl_global_get(int fd, uint32_t idx, uint32_t *v);
+/* The global default policy in rl_globals (ns_per_token 0: none), under the same lock. */
+struct es_rl_config;
+int es_rl_default_put(int fd, const struct es_rl_config *c);
 
 /*
  * Size xdp_ratelimit's state tables for this host before load: sets per CPU
