@@ -913,5 +913,6 @@ Test(ratelimit, ddos_total_seen_counts_only_inspected_packets)
 	for (int i = 0; i < 2; i++)
 		cr_expect_eq(run(&p), XDP_PASS);
 	cr_expect_eq(kt_percpu(mfd, ES_RL_M_TOTAL_SEEN), 5);
-	cr_expect_eq(kt_percpu(fd, ES_DDOS_M_TOTAL_SEEN), 2, "the ICMP check inspects every packet");
+	cr_expect_eq(kt_percpu(fd, ES_DDOS_M_TOTAL_SEEN), 2,
+		     "the ICMP check inspects every packet");
 }
