@@ -358,17 +358,23 @@ int es_rl_global_get(int fd, uint32_t idx, uint32_t *v)
 	return 0;
 }
 
-int es_rl_global_put(int fd, uint32_t idx, uint32_t v)
+/*
+ * Read-modify-write of the one rl_globals entry, serialised across the
+ * ratelimit and ddos domains: word idx = v, or the default policy when
+ * dflt is given.
+ */
+static int globals_put(int fd, uint32_t idx, uint32_t v, const struct es_rl_config *dflt)
 {
 	struct es_rl_globals g;
 	uint32_t zero = 0;
 	int r = 0;
 
-	if (idx >= ES_RL_G__COUNT)
-		return -EINVAL;
 	pthread_mutex_lock(&globals_lock);
 	if (bpf_map_lookup_elem(fd, &zero, &g) == 0) {
-		g.w[idx] = v;
+		if (dflt)
+			g.dflt = *dflt;
+		else
+			g.w[idx] = v;
 		if (bpf_map_update_elem(fd, &zero, &g, BPF_ANY))
 			r = -errno;
 	} else {
@@ -378,22 +384,16 @@ int es_rl_global_put(int fd, uint32_t idx, uint32_t v)
 	return r;
 }
 
+int es_rl_global_put(int fd, uint32_t idx, uint32_t v)
+{
+	if (idx >= ES_RL_G__COUNT)
+		return -EINVAL;
+	return globals_put(fd, idx, v, NULL);
+}
+
 int es_rl_default_put(int fd, const struct es_rl_config *c)
 {
-	struct es_rl_globals g;
-	uint32_t zero = 0;
-	int r = 0;
-
-	pthread_mutex_lock(&globals_lock);
-	if (bpf_map_lookup_elem(fd, &zero, &g) == 0) {
-		g.dflt = *c;
-		if (bpf_map_update_elem(fd, &zero, &g, BPF_ANY))
-			r = -errno;
-	} else {
-		r = -errno;
-	}
-	pthread_mutex_unlock(&globals_lock);
-	return r;
+	return globals_put(fd, 0, 0, c);
 }
 
 static void put_global(uint32_t idx, uint32_t v)
