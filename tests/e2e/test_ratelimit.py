@@ -2,6 +2,7 @@
 """Rate limiting end to end: policy CRUD over REST and the CLI, and a real
 flood from the peer namespace cut to the policy's rate."""
 import json
+import os
 import signal
 import socket
 import threading
@@ -238,3 +239,29 @@ def test_disabled_ratelimit_keeps_only_the_ddos_checks(lab, make_agent):
                    "  icmp_protection: { enabled: true, max_pps: 1000, max_payload_size: 64 }\n")
     a.send(signal.SIGHUP)
     assert wait_until(lambda: pings(lab.peer_ns, 4) <= 2, 10), "the policy applies once enabled"
+
+
+def test_pins_of_an_older_build_are_replaced(lab, make_agent):
+    """An agent that crashed leaves its pins. A newer build whose maps differ
+    (rl_globals grew from 32 to 56 bytes when the default policy moved in) must
+    replace them, not fail to load, and its default policy must then apply."""
+    a = make_agent("firewall:\n  enabled: false\n"
+                   "ratelimit:\n  enabled: true\n  default_rate: 1\n  default_burst: 3\n")
+    os.makedirs(a.pin_dir)
+    old = f"{a.pin_dir}/rl_globals"
+    sh("bpftool", "map", "create", old, "type", "array", "key", "4", "value", "32",
+       "entries", "1", "name", "rl_globals")
+    gone = f"{a.pin_dir}/rl_default"  # a map this build no longer has
+    sh("bpftool", "map", "create", gone, "type", "array", "key", "4", "value", "32",
+       "entries", "1", "name", "rl_default")
+    a.start()
+    wait_prog(a)
+    assert a.wait_log("replacing an incompatible pinned map")
+    warned = [l for l in a.log_lines() if l["message"] == "replacing an incompatible pinned map"]
+    assert [l["path"] for l in warned] == [old]
+    info = json.loads(sh("bpftool", "-j", "map", "show", "pinned", old).stdout)
+    assert info["bytes_value"] == 56
+    assert pings(lab.peer_ns) in (3, 4), "the default policy applies from the new rl_globals"
+    rc, _ = a.stop()
+    assert rc == 0
+    assert not os.path.exists(a.pin_dir), "a clean stop removes every pin, the stale one too"
