@@ -152,7 +152,7 @@ firewall:
 
 def capture(ns, ifn, bpf_filter):
     """tcpdump in ns (promiscuous: mirrored frames keep the original MACs)."""
-    p = Proc(ns, "tcpdump", "-i", ifn, "-n", "-l", "-c", "50", bpf_filter)
+    p = Proc(ns, "tcpdump", "-i", ifn, "-n", "-l", "--immediate-mode", "-c", "50", bpf_filter)
     time.sleep(1)
     return p
 
@@ -212,6 +212,48 @@ def test_dup_to_mirrors_to_an_interface(gwlab):
         lines = captured(cap)
         assert len([l for l in lines if SERVER[4] + ".5500" in l]) == 3, lines
         assert len([l for l in lines if SERVER[6] + ".5500" in l]) == 3, lines
+    finally:
+        echo.stop()
+        if cap.p.poll() is None:
+            cap.stop()
+
+
+def test_dup_to_mirrors_every_packet_of_a_tracked_flow(gwlab):
+    """With conntrack on, only a flow's first packet goes through the rules;
+    the rest take the fast path. The flow remembers its rule's dup_to (as a pf
+    state keeps its route options), so every packet in the flow's direction
+    is mirrored, and the replies are not."""
+    lb = gwlab
+    yaml = f"""conntrack:
+  enabled: true
+firewall:
+  mode: block
+  default_policy: pass
+  rules:
+    - {{id: mirror, priority: 10, action: allow, protocol: udp, dst_port: 5500,
+        dup_to: {{interface: {lb.r_gif}}}}}
+"""
+    a = lb.make_agent(yaml).start()
+    echo = Proc(lb.server, "python3", "-c", _UDP_ECHO)
+    cap = capture(lb.gw, lb.gif, "udp and port 5500")
+    try:
+        time.sleep(0.5)
+        for fam in (4, 6):
+            out = sh("python3", "-c", _UDP_ASK, SERVER[fam], "5500", ns=lb.client,
+                     timeout=15).stdout.strip()
+            assert out == "3", f"IPv{fam}: the original still gets its answers ({out})"
+        lines = captured(cap)
+        for fam in (4, 6):
+            to = [l for l in lines if f"> {SERVER[fam]}.5500" in l]
+            back = [l for l in lines if f"{SERVER[fam]}.5500 >" in l]
+            assert len(to) == 3, f"IPv{fam}: all three datagrams mirrored: {lines}"
+            assert back == [], f"IPv{fam}: replies are not mirrored: {lines}"
+        flows = a.get("/api/v1/conntrack/connections?limit=1000").json()
+        for fam in (4, 6):
+            f = [f for f in flows if f["dst_ip"] == SERVER[fam] and f["dst_port"] == 5500]
+            assert len(f) == 1 and f[0]["packets_fwd"] == 3, \
+                f"IPv{fam}: one tracked flow, so datagrams 2 and 3 took the fast path: {f}"
+            assert "dup_to" in f[0]["flags"], f
     finally:
         echo.stop()
         if cap.p.poll() is None:

@@ -197,6 +197,14 @@ static __always_inline void ct_create(struct __sk_buff *skb, const struct ct_tup
 		if ((m->meta_flags & ES_META_F_REPLY_TO) &&
 		    ct_store_reply_to(t, pkt, m, skb->ifindex) == 0)
 			ent.h.flags |= ES_CT_F_REPLY_TO;
+		if (m->meta_flags & ES_META_F_DUP_TO) {
+			struct es_route_target *tgt = es_route_target_get(m->rule_id);
+
+			if (tgt && tgt->ifindex) {
+				ent.h.dup_ifindex = tgt->ifindex;
+				ent.h.flags |= ES_CT_F_DUP_TO;
+			}
+		}
 	}
 	if (t->v6) {
 		ent.v6.rule_slot = slot;
@@ -323,6 +331,30 @@ static __always_inline int ct_reply_to(struct __sk_buff *skb, const struct es_pk
 	return bpf_redirect(ifx, 0);
 }
 
+/*
+ * dup_to: mirror to the rule's interface; the original goes on. A packet that
+ * matched the rule carries it in its metadata. The later packets of a flow
+ * the rule admitted take the firewall's fast path and match no rule: the flow
+ * remembers the interface (as a pf state keeps its route options) and its
+ * packets in the original direction are mirrored for as long as it lives.
+ */
+static __always_inline void ct_dup_to(struct __sk_buff *skb, const struct es_xdp_meta *m,
+				      const struct ct_seen *seen)
+{
+	__u32 ifx = 0;
+
+	if (m && (m->meta_flags & ES_META_F_DUP_TO)) {
+		struct es_route_target *tgt = es_route_target_get(m->rule_id);
+
+		if (tgt)
+			ifx = tgt->ifindex;
+	} else if (seen->e && seen->orig && (seen->e->flags & ES_CT_F_DUP_TO)) {
+		ifx = seen->e->dup_ifindex;
+	}
+	if (ifx && ifx != skb->ifindex && bpf_clone_redirect(skb, ifx, 0))
+		ct_metric(ES_CT_M_ERRORS);
+}
+
 static __always_inline int ct_main(struct __sk_buff *skb, int ingress)
 {
 	__u32 prog = ingress ? ES_PROG_TC_CONNTRACK : ES_PROG_TC_CONNTRACK_EGRESS;
@@ -376,14 +408,7 @@ static __always_inline int ct_main(struct __sk_buff *skb, int ingress)
 	}
 
 	if (ingress) {
-		/* dup_to: mirror to the rule's interface; the original goes on. */
-		if (m && (m->meta_flags & ES_META_F_DUP_TO)) {
-			struct es_route_target *tgt = es_route_target_get(m->rule_id);
-
-			if (tgt && tgt->ifindex && tgt->ifindex != skb->ifindex &&
-			    bpf_clone_redirect(skb, tgt->ifindex, 0))
-				ct_metric(ES_CT_M_ERRORS);
-		}
+		ct_dup_to(skb, m, &seen);
 	} else {
 		skb->cb[0] = 0; /* consumed: never seen by a later hook */
 		if (r == ES_R_CT_SEEN_AT_INGRESS)
