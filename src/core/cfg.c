@@ -67,6 +67,22 @@ int es_cfg_fail(struct es_cfg *c, enum es_err_kind kind, const json_t *obj, cons
 	return -EINVAL;
 }
 
+int es_cfg_unique_id(struct es_cfg *c, json_t *seen, const json_t *item, const char *path,
+		     const char *id, const char *fmt, ...)
+{
+	char msg[sizeof(c->err.msg)];
+	va_list ap;
+
+	if (!json_object_get(seen, id))
+		return json_object_set_new(seen, id, json_true())
+			   ? es_cfg_fail(c, ES_ERR_VALIDATION, item, path, "id", 0, "out of memory")
+			   : 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return es_cfg_fail(c, ES_ERR_VALIDATION, item, path, "id", 0, "%s", msg);
+}
+
 void es_cfg_warn(struct es_cfg *c, const char *fmt, ...)
 {
 	char buf[512], **nv;

@@ -148,6 +148,15 @@ int es_cfg_item(struct es_cfg *c, const json_t *obj, const char *path, const cha
 int es_cfg_max_len(struct es_cfg *c, const json_t *obj, const char *path, const char *key,
 		   size_t max);
 int es_cfg_rule_id(struct es_cfg *c, const json_t *obj, const char *path, char **out);
+/*
+ * Unique ids in a list. `seen` holds the ids so far: a json object used as a
+ * hash set, made by the caller with json_object() and json_decref()'d after
+ * (a NULL one fails as out of memory). Records `id`, or, when it is there
+ * already, fails about `path`.id with the message. A set, not a search of
+ * the items before: lists of thousands of rules stay linear.
+ */
+int es_cfg_unique_id(struct es_cfg *c, json_t *seen, const json_t *item, const char *path,
+		     const char *id, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Describe a JSON value the way serde does in type errors ("string \"x\""). */
 void es_json_describe(const json_t *v, char *buf, size_t len);

@@ -137,7 +137,7 @@ static void *ddos_parse(struct es_cfg *c, const json_t *node, const char *path, 
 					      "ack_threshold", NULL};
 	static const char *const proto_names[] = {"udp", NULL};
 	struct ddos_cfg *d = calloc(1, sizeof(*d));
-	json_t *syn, *icmp, *amp, *ct, *ports = NULL, *pols, *item;
+	json_t *syn, *icmp, *amp, *ct, *ports = NULL, *pols, *item, *seen;
 	char sp[96], ip[128];
 	size_t i;
 	int proto;
@@ -217,21 +217,21 @@ static void *ddos_parse(struct es_cfg *c, const json_t *node, const char *path, 
 	if (!d->pols)
 		goto fail;
 	es_path_key(ip, sizeof(ip), path, "policies");
+	seen = json_object();
 	json_array_foreach (pols, i, item) {
 		char pp[160];
 
 		es_path_idx(pp, sizeof(pp), ip, i);
 		if (ddos_policy_parse(c, item, pp, false, &d->pols[i]))
-			goto fail;
+			break;
 		d->n_pols++;
-		for (size_t k = 0; k < i; k++) {
-			if (!strcmp(d->pols[k].id, d->pols[i].id)) {
-				es_cfg_fail(c, ES_ERR_VALIDATION, item, pp, "id", 0,
-					    "duplicate policy id '%s'", d->pols[i].id);
-				goto fail;
-			}
-		}
+		if (es_cfg_unique_id(c, seen, item, pp, d->pols[i].id, "duplicate policy id '%s'",
+				     d->pols[i].id))
+			break;
 	}
+	json_decref(seen);
+	if (i < json_array_size(pols))
+		goto fail;
 	return d;
 fail:
 	cfg_free(d);

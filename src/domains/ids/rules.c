@@ -235,28 +235,26 @@ int ids_rules_parse(struct es_cfg *c, const json_t *arr, const char *path, bool 
 {
 	size_t cnt = arr ? json_array_size(arr) : 0;
 	struct ids_rule *r = calloc(cnt ? cnt : 1, sizeof(*r));
+	json_t *seen;
 
 	*out = NULL;
 	*n = 0;
 	if (!r)
 		return -ENOMEM;
+	seen = json_object();
 	for (size_t i = 0; i < cnt; i++) {
 		char p[300];
 
 		es_path_idx(p, sizeof(p), path, i);
-		if (parse_rule(c, json_array_get(arr, i), p, ips, &r[i])) {
+		if (parse_rule(c, json_array_get(arr, i), p, ips, &r[i]) ||
+		    es_cfg_unique_id(c, seen, json_array_get(arr, i), p, r[i].id,
+				     "duplicate rule id '%s'", r[i].id)) {
 			ids_rules_free(r, i + 1);
-			return -EINVAL;
-		}
-		for (size_t k = 0; k < i; k++) {
-			if (strcmp(r[k].id, r[i].id))
-				continue;
-			es_cfg_fail(c, ES_ERR_VALIDATION, json_array_get(arr, i), p, "id", 0,
-				    "duplicate rule id '%s'", r[i].id);
-			ids_rules_free(r, i + 1);
+			json_decref(seen);
 			return -EINVAL;
 		}
 	}
+	json_decref(seen);
 	*out = r;
 	*n = cnt;
 	return 0;

@@ -219,7 +219,7 @@ static int parse_rule(struct es_cfg *c, const json_t *obj, const char *path, str
 static int parse_list(struct es_cfg *c, const json_t *node, const char *path, const char *key,
 		      bool dnat, struct nat_cfg *n)
 {
-	json_t *list, *item;
+	json_t *list, *item, *seen;
 	char lpath[128], ipath[160];
 	size_t i, base = n->n_rules, max = ES_NAT_MAX_RULES;
 
@@ -249,12 +249,17 @@ static int parse_list(struct es_cfg *c, const json_t *node, const char *path, co
 		n->n_rules++;
 		if (parse_rule(c, item, ipath, r))
 			return -EINVAL;
-		for (size_t j = base; j < n->n_rules - 1; j++)
-			if (!strcmp(n->rules[j].id, r->id))
-				return es_cfg_fail(c, ES_ERR_VALIDATION, item, ipath, "id", 0,
-						   "duplicate rule: %s", r->id);
 	}
-	return 0;
+	/* Ids unique within the list, checked once all parsed (one exit). */
+	seen = json_object();
+	json_array_foreach (list, i, item) {
+		es_path_idx(ipath, sizeof(ipath), lpath, i);
+		if (es_cfg_unique_id(c, seen, item, ipath, n->rules[base + i].id,
+				     "duplicate rule: %s", n->rules[base + i].id))
+			break;
+	}
+	json_decref(seen);
+	return i < json_array_size(list) ? -EINVAL : 0;
 }
 
 struct nat_cfg *nat_cfg_parse(struct es_cfg *c, const json_t *node, const char *path)

@@ -207,7 +207,7 @@ static void cfg_free(void *p)
 static void *rl_parse(struct es_cfg *c, const json_t *node, const char *path, const json_t *root)
 {
 	struct rl_cfg *r = calloc(1, sizeof(*r));
-	json_t *rules, *tiers, *item, *ddos = json_object_get(root, "ddos");
+	json_t *rules, *tiers, *item, *seen, *ddos = json_object_get(root, "ddos");
 	char ipath[64];
 	size_t i;
 	int algo;
@@ -249,21 +249,21 @@ static void *rl_parse(struct es_cfg *c, const json_t *node, const char *path, co
 	if (!r->rules)
 		goto fail;
 	es_path_key(ipath, sizeof(ipath), path, "rules");
+	seen = json_object();
 	json_array_foreach (rules, i, item) {
 		char p[96];
 
 		es_path_idx(p, sizeof(p), ipath, i);
 		if (rl_rule_parse(c, item, p, false, &r->rules[i]))
-			goto fail;
+			break;
 		r->n_rules++;
-		for (size_t k = 0; k < i; k++) {
-			if (!strcmp(r->rules[k].id, r->rules[i].id)) {
-				es_cfg_fail(c, ES_ERR_VALIDATION, item, p, "id", 0,
-					    "duplicate rule id '%s'", r->rules[i].id);
-				goto fail;
-			}
-		}
+		if (es_cfg_unique_id(c, seen, item, p, r->rules[i].id, "duplicate rule id '%s'",
+				     r->rules[i].id))
+			break;
 	}
+	json_decref(seen);
+	if (i < json_array_size(rules))
+		goto fail;
 	r->tiers = calloc(tiers ? json_array_size(tiers) + 1 : 1, sizeof(*r->tiers));
 	if (!r->tiers)
 		goto fail;
