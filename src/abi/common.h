@@ -95,7 +95,8 @@ enum es_xdp_slot {
 	X(DDOS_ICMP_DROP, "ddos_icmp_drop")                                                        \
 	X(DDOS_AMP_DROP, "ddos_amplification_drop")                                                \
 	X(DDOS_FLOOD_DROP, "ddos_conn_flood_drop") /* half-open, RST, FIN or ACK flood */          \
-	X(DDOS_BLOCKED, "ddos_auto_block_drop")
+	X(DDOS_BLOCKED, "ddos_auto_block_drop")                                                    \
+	X(CT_ROUTE_TO, "conntrack_route_to_redirect") /* route_to of a tracked flow, at TC */
 
 enum es_reason {
 #define ES_REASON_ENUM(n, s) ES_R_##n,

@@ -59,7 +59,8 @@ enum es_ct_state {
 #define ES_CT_F_NAT_DST 0x08
 #define ES_CT_F_ORIG_IS_SRC 0x10 /* the initiator is the key's src endpoint */
 #define ES_CT_F_REPLY_TO 0x20	 /* a CT_REPLY_TO entry exists for this flow */
-#define ES_CT_F_DUP_TO 0x40	 /* mirror the flow's original direction to dup_ifindex */
+#define ES_CT_F_DUP_TO 0x40	 /* mirror the original direction: route_rule's dup_to */
+#define ES_CT_F_ROUTE_TO 0x80	 /* route the original direction: route_rule's route_to */
 
 /* Entry nat_type. */
 #define ES_CT_NAT_NONE 0
@@ -97,7 +98,8 @@ struct es_ct_entry_v4 {
 	__u32 packets_rev;
 	__u32 bytes_fwd;
 	__u32 bytes_rev;
-	__u32 dup_ifindex; /* dup_to of the rule that admitted the flow (ES_CT_F_DUP_TO) */
+	__u32
+	    route_rule; /* rule whose dup_to / route_to the flow keeps (ES_CT_F_DUP_TO/ROUTE_TO) */
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
 	__u32 nat_addr; /* translated address (host order) when NAT_SRC/NAT_DST */
@@ -114,7 +116,8 @@ struct es_ct_entry_v6 {
 	__u32 packets_rev;
 	__u32 bytes_fwd;
 	__u32 bytes_rev;
-	__u32 dup_ifindex; /* dup_to of the rule that admitted the flow (ES_CT_F_DUP_TO) */
+	__u32
+	    route_rule; /* rule whose dup_to / route_to the flow keeps (ES_CT_F_DUP_TO/ROUTE_TO) */
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
 	__u32 nat_addr[4];

@@ -14,6 +14,7 @@
 #define ES_META_F_DUP_TO 0x02
 #define ES_META_F_REPLY_TO 0x04
 #define ES_META_F_NEW_FLOW 0x08
+#define ES_META_F_ROUTE_TO 0x10 /* conntrack on: tc_conntrack routes it (docs/firewall.md) */
 
 /* ratelimit_status */
 #define ES_META_RL_UNCHECKED 0

@@ -218,6 +218,63 @@ def test_dup_to_mirrors_to_an_interface(gwlab):
             cap.stop()
 
 
+def test_route_to_with_conntrack_tracks_the_flow(gwlab):
+    """Conntrack on, default drop, a `state: [new]` route_to rule: the flow is
+    tracked (tc_conntrack routes it, not XDP), so the gateway's replies find
+    the flow's state and the connection completes through the gateway; every
+    packet of the flow in its direction goes that way, not just the first."""
+    lb = gwlab
+    yaml = f"""conntrack:
+  enabled: true
+routing:
+  enabled: true
+  gateways:
+    - {{id: 1, name: gw-a, interface: {lb.r_gif}, gateway_ip: {GW[4]}, priority: 10, {HC}}}
+    - {{id: 3, name: gw-a6, interface: {lb.r_gif}, gateway_ip: "{GW[6]}", priority: 10, {HC}}}
+firewall:
+  mode: block
+  default_policy: drop
+  rules:
+    - {{id: icmp, priority: 1, action: allow, protocol: icmp}}
+    - {{id: via-a, priority: 10, action: allow, protocol: tcp, dst_port: 7000, state: [new],
+        dst_ip: {SERVER[4]}, route_to: {{gateway: 1, interface: {lb.r_gif}}}}}
+    - {{id: via-a6, priority: 10, action: allow, protocol: tcp, dst_port: 7000, state: [new],
+        dst_ip: "{SERVER[6]}", route_to: {{gateway: 3, interface: {lb.r_gif}}}}}
+    - {{id: direct, priority: 20, action: allow, protocol: tcp, dst_port: 7001, state: [new]}}
+"""
+    eps = [(SERVER[f], p) for f in (4, 6) for p in (7000, 7001)]
+    srv = who(lb.server, "server", eps)
+    gw = who(lb.gw, "gw", eps)
+    a = lb.make_agent(yaml).start()
+    cap = capture(lb.gw, lb.gif, "tcp and dst port 7000")
+    try:
+        for fam in (4, 6):
+            assert wait_until(lambda: ask(lb.client, SERVER[fam], 7000) == "gw", 8), \
+                f"IPv{fam}: {a.log()[-2000:]}"
+            # Control: the routing table's way, admitted by state too.
+            assert ask(lb.client, SERVER[fam], 7001) == "server"
+        flows = a.get("/api/v1/conntrack/connections?limit=1000").json()
+        for fam in (4, 6):
+            f = [f for f in flows if f["dst_ip"] == SERVER[fam] and f["dst_port"] == 7000]
+            assert f and all("route_to" in x["flags"] for x in f), f
+            assert any(x["packets_rev"] >= 2 for x in f), f"replies tracked: {f}"
+        lines = captured(cap)
+        for fam in (4, 6):
+            at_gw = [l for l in lines if f"> {SERVER[fam]}.7000" in l]
+            assert len([l for l in at_gw if "[S]" in l]) >= 1, lines
+            assert len([l for l in at_gw if "[S]" not in l]) >= 2, \
+                f"IPv{fam}: the flow's later packets (ACK, FIN) went through the gateway: {lines}"
+        m = a.metrics()
+        assert sum(v for (n, labels), v in m.items()
+                   if n == "ebpfsentinel_kernel_reasons_total" and
+                   ("reason", "conntrack_route_to_redirect") in labels) >= 6
+    finally:
+        srv.stop()
+        gw.stop()
+        if cap.p.poll() is None:
+            cap.stop()
+
+
 def test_dup_to_mirrors_every_packet_of_a_tracked_flow(gwlab):
     """With conntrack on, only a flow's first packet goes through the rules;
     the rest take the fast path. The flow remembers its rule's dup_to (as a pf

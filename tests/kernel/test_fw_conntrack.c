@@ -529,6 +529,8 @@ Test(fw_conntrack, route_actions_set_metadata_flags)
 	    "\"dst_port\":81,\"dup_to\":{\"interface\":\"lo\"}}",
 	    "{\"id\":\"rep-2\",\"priority\":2,\"action\":\"allow\",\"protocol\":\"tcp\","
 	    "\"dst_port\":82,\"reply_to\":true}",
+	    "{\"id\":\"via-3\",\"priority\":3,\"action\":\"allow\",\"protocol\":\"tcp\","
+	    "\"dst_port\":83,\"route_to\":{\"gateway\":\"198.18.0.2\",\"interface\":\"lo\"}}",
 	    NULL};
 	struct pb p;
 	struct out o;
@@ -542,6 +544,20 @@ Test(fw_conntrack, route_actions_set_metadata_flags)
 		o = run((tcp(&p, v6, CL(v6), SV(v6), 46000, 82, TH_SYN), &p));
 		cr_expect(o.meta_flags & ES_META_F_REPLY_TO);
 		cr_expect(o.meta_flags & ES_META_F_NEW_FLOW);
+		/* route_to with conntrack on: no redirect at XDP; the metadata hands
+		 * the packet to tc_conntrack, which routes it once tracked. */
+		o = run((tcp(&p, v6, CL(v6), SV(v6), 46000, 83, TH_SYN), &p));
+		cr_expect_eq(o.verdict, XDP_PASS);
+		cr_expect_eq(o.meta_rule, 1003);
+		cr_expect(o.meta_flags & ES_META_F_ROUTE_TO);
+		cr_expect(o.meta_flags & ES_META_F_NEW_FLOW);
+		cr_expect_not(o.meta_flags & (ES_META_F_DUP_TO | ES_META_F_REPLY_TO));
+		/* Conntrack off: XDP's own route_to (no target here: it passes). */
+		ct_cfg(0, 0, 0);
+		o = run((tcp(&p, v6, CL(v6), SV(v6), 46001, 83, TH_SYN), &p));
+		cr_expect_eq(o.verdict, XDP_PASS);
+		cr_expect_not(o.meta_flags & ES_META_F_ROUTE_TO, "XDP routes it itself");
+		ct_cfg(1, 0, 0);
 	}
 }
 

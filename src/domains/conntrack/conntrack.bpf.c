@@ -197,13 +197,11 @@ static __always_inline void ct_create(struct __sk_buff *skb, const struct ct_tup
 		if ((m->meta_flags & ES_META_F_REPLY_TO) &&
 		    ct_store_reply_to(t, pkt, m, skb->ifindex) == 0)
 			ent.h.flags |= ES_CT_F_REPLY_TO;
-		if (m->meta_flags & ES_META_F_DUP_TO) {
-			struct es_route_target *tgt = es_route_target_get(m->rule_id);
-
-			if (tgt && tgt->ifindex) {
-				ent.h.dup_ifindex = tgt->ifindex;
-				ent.h.flags |= ES_CT_F_DUP_TO;
-			}
+		/* The rule's dup_to / route_to go on with the flow (one per rule). */
+		if (m->meta_flags & (ES_META_F_DUP_TO | ES_META_F_ROUTE_TO)) {
+			ent.h.route_rule = m->rule_id;
+			ent.h.flags |=
+			    m->meta_flags & ES_META_F_DUP_TO ? ES_CT_F_DUP_TO : ES_CT_F_ROUTE_TO;
 		}
 	}
 	if (t->v6) {
@@ -332,27 +330,76 @@ static __always_inline int ct_reply_to(struct __sk_buff *skb, const struct es_pk
 }
 
 /*
- * dup_to: mirror to the rule's interface; the original goes on. A packet that
- * matched the rule carries it in its metadata. The later packets of a flow
- * the rule admitted take the firewall's fast path and match no rule: the flow
- * remembers the interface (as a pf state keeps its route options) and its
- * packets in the original direction are mirrored for as long as it lives.
+ * The target of the rule whose route option (meta_flag: dup_to or route_to)
+ * applies to this packet, or NULL. A packet that matched the rule carries it
+ * in its metadata. The later packets of a flow the rule admitted take the
+ * firewall's fast path and match no rule: the flow keeps the rule (as a pf
+ * state keeps its route options), and its packets in the original direction
+ * follow the option for as long as it lives.
  */
+static __always_inline struct es_route_target *ct_route_target(const struct es_xdp_meta *m,
+							       const struct ct_seen *seen,
+							       __u8 meta_flag, __u8 ct_flag)
+{
+	if (m && (m->meta_flags & meta_flag))
+		return es_route_target_get(m->rule_id);
+	if (seen->e && seen->orig && (seen->e->flags & ct_flag))
+		return es_route_target_get(seen->e->route_rule);
+	return NULL;
+}
+
+/* dup_to: mirror to the rule's interface; the original goes on. */
 static __always_inline void ct_dup_to(struct __sk_buff *skb, const struct es_xdp_meta *m,
 				      const struct ct_seen *seen)
 {
-	__u32 ifx = 0;
+	struct es_route_target *t = ct_route_target(m, seen, ES_META_F_DUP_TO, ES_CT_F_DUP_TO);
 
-	if (m && (m->meta_flags & ES_META_F_DUP_TO)) {
-		struct es_route_target *tgt = es_route_target_get(m->rule_id);
-
-		if (tgt)
-			ifx = tgt->ifindex;
-	} else if (seen->e && seen->orig && (seen->e->flags & ES_CT_F_DUP_TO)) {
-		ifx = seen->e->dup_ifindex;
-	}
-	if (ifx && ifx != skb->ifindex && bpf_clone_redirect(skb, ifx, 0))
+	if (t && t->ifindex && t->ifindex != skb->ifindex && bpf_clone_redirect(skb, t->ifindex, 0))
 		ct_metric(ES_CT_M_ERRORS);
+}
+
+/*
+ * route_to with conntrack on (xdp_firewall leaves it to us then, so that the
+ * flow is tracked and its replies find it): TTL or hop limit − 1, then
+ * bpf_redirect_neigh() to the rule's gateway on its interface (the kernel
+ * resolves the gateway's MAC). Any of: no target, other family, TTL ≤ 1, too
+ * big for the interface → ordinary forwarding, as at XDP.
+ */
+static __always_inline int ct_route_to(struct __sk_buff *skb, const struct es_pkt *pkt,
+				       const struct es_xdp_meta *m, const struct ct_seen *seen)
+{
+	struct es_route_target *t = ct_route_target(m, seen, ES_META_F_ROUTE_TO, ES_CT_F_ROUTE_TO);
+	struct bpf_redir_neigh nh = {};
+	__u32 off = pkt->l3_off, mtu = 0;
+	int v6 = !!(pkt->flags & ES_PKT_F_IPV6);
+	__u16 old, new;
+
+	if (!t || !t->ifindex || !t->family || v6 != (t->family == 6) || off > ES_MAX_L3_OFF ||
+	    bpf_check_mtu(skb, t->ifindex, &mtu, 0, 0))
+		return TC_ACT_UNSPEC;
+	/* The TTL (IPv4 byte 8) or hop limit (IPv6 byte 7) is the high byte of this word. */
+	off += v6 ? 7 : 8;
+	if (bpf_skb_load_bytes(skb, off, &old, 2))
+		return TC_ACT_UNSPEC;
+	new = old;
+	if (((__u8 *)&new)[0] <= 1)
+		return TC_ACT_UNSPEC;
+	((__u8 *)&new)[0]--;
+	if ((!v6 && bpf_l3_csum_replace(skb, pkt->l3_off + 10, old, new, 2)) ||
+	    bpf_skb_store_bytes(skb, off, &new, 2, 0)) {
+		ct_metric(ES_CT_M_ERRORS);
+		return TC_ACT_UNSPEC;
+	}
+	if (v6) {
+		nh.nh_family = 10; /* AF_INET6 */
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			nh.ipv6_nh[i] = bpf_htonl(t->gw[i]);
+	} else {
+		nh.nh_family = 2; /* AF_INET */
+		nh.ipv4_nh = bpf_htonl(t->gw[0]);
+	}
+	return bpf_redirect_neigh(t->ifindex, &nh, sizeof(nh), 0);
 }
 
 static __always_inline int ct_main(struct __sk_buff *skb, int ingress)
@@ -409,6 +456,9 @@ static __always_inline int ct_main(struct __sk_buff *skb, int ingress)
 
 	if (ingress) {
 		ct_dup_to(skb, m, &seen);
+		act = ct_route_to(skb, pkt, m, &seen);
+		if (act == TC_ACT_REDIRECT)
+			r = ES_R_CT_ROUTE_TO;
 	} else {
 		skb->cb[0] = 0; /* consumed: never seen by a later hook */
 		if (r == ES_R_CT_SEEN_AT_INGRESS)

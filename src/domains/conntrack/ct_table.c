@@ -207,7 +207,8 @@ json_t *ct_flow_json(const struct ct_flow *f, uint64_t now)
 		const char *name;
 	} fl[] = {{ES_CT_F_SEEN_REPLY, "seen_reply"}, {ES_CT_F_ASSURED, "assured"},
 		  {ES_CT_F_NAT_SRC, "nat_src"},	      {ES_CT_F_NAT_DST, "nat_dst"},
-		  {ES_CT_F_REPLY_TO, "reply_to"},     {ES_CT_F_DUP_TO, "dup_to"}};
+		  {ES_CT_F_REPLY_TO, "reply_to"},     {ES_CT_F_DUP_TO, "dup_to"},
+		  {ES_CT_F_ROUTE_TO, "route_to"}};
 	char s[64], d[64];
 	json_t *o, *flags = json_array();
 

@@ -741,10 +741,16 @@ static __always_inline int fw_decide(struct xdp_md *ctx, const struct es_pkt *pk
 			v->mflags |= ES_META_F_NEW_FLOW;
 		}
 		v->route = route;
-		if (route == ES_FW_ROUTE_DUP_TO)
+		if (route == ES_FW_ROUTE_DUP_TO) {
 			v->mflags |= ES_META_F_DUP_TO;
-		else if (route == ES_FW_ROUTE_REPLY_TO)
+		} else if (route == ES_FW_ROUTE_REPLY_TO) {
 			v->mflags |= ES_META_F_REPLY_TO;
+		} else if (route == ES_FW_ROUTE_TO && (ctf & FW_CTV_ON)) {
+			/* Conntrack on: tc_conntrack routes it once tracked, and the
+			 * flow's later packets after it (docs/firewall.md). */
+			v->mflags |= ES_META_F_ROUTE_TO;
+			v->route = ES_FW_ROUTE_NONE;
+		}
 	}
 reason:
 	v->reason = v->action == ES_FW_ACT_DROP	 ? ES_R_FW_RULE_DROP

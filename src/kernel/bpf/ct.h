@@ -102,7 +102,7 @@ struct ct_entry_head {
 	__u32 packets_rev;
 	__u32 bytes_fwd;
 	__u32 bytes_rev;
-	__u32 dup_ifindex;
+	__u32 route_rule;
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
 };
