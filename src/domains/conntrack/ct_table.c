@@ -386,14 +386,19 @@ static uint64_t sync_sources(const struct ct_maps *m, struct sweep_ctx *s)
 {
 	struct es_ct_addr16 *uniq = s->srcs, key, next, *prev = NULL;
 	uint32_t *cnt;
+	bool *seen; /* uniq[i] has a row */
 	size_t nu = 0;
 	struct keyvec gone = {0};
 	uint64_t window_ns = (uint64_t)s->cfg->conn_rate_window_secs * NS_PER_SEC;
 
 	qsort(s->srcs, s->n_srcs, sizeof(*s->srcs), addr_cmp);
 	cnt = calloc(s->n_srcs + 1, sizeof(*cnt));
-	if (!cnt)
+	seen = calloc(s->n_srcs + 1, sizeof(*seen));
+	if (!cnt || !seen) {
+		free(cnt);
+		free(seen);
 		return 0;
+	}
 	for (size_t i = 0; i < s->n_srcs; i++) {
 		if (nu && !addr_cmp(&uniq[nu - 1], &s->srcs[i])) {
 			cnt[nu - 1]++;
@@ -404,40 +409,49 @@ static uint64_t sync_sources(const struct ct_maps *m, struct sweep_ctx *s)
 	}
 	if (m->src < 0)
 		goto out;
-	/* Existing rows: refresh their count; forget idle ones. */
+	/*
+	 * Existing rows: refresh their count; forget idle ones. XDP updates these
+	 * rows too (rate, overload flag, window): a row is rewritten only when its
+	 * count changed, so what XDP writes between our read and our write is
+	 * lost only then, not on every sweep.
+	 */
 	while (bpf_map_get_next_key(m->src, prev, &next) == 0) {
 		struct es_ct_src_counter v;
 		struct es_ct_addr16 *hit;
+		uint32_t want;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(m->src, &key, &v))
 			continue;
 		hit = bsearch(&key, uniq, nu, sizeof(*uniq), addr_cmp);
-		v.conn_count = hit ? cnt[hit - uniq] : 0;
-		if (!v.conn_count && !(v.flags & ES_CT_SRC_OVERLOADED) &&
+		want = hit ? cnt[hit - uniq] : 0;
+		if (hit)
+			seen[hit - uniq] = true;
+		if (!want && !(v.flags & ES_CT_SRC_OVERLOADED) &&
 		    s->now - v.window_start_ns > window_ns) {
 			keyvec_push(&gone, &key, false);
 			continue;
 		}
-		bpf_map_update_elem(m->src, &key, &v, BPF_EXIST);
+		if (v.conn_count != want) {
+			v.conn_count = want;
+			bpf_map_update_elem(m->src, &key, &v, BPF_EXIST);
+		}
 	}
 	for (size_t i = 0; i < gone.n; i++)
 		bpf_map_delete_elem(m->src, gone.k[i]);
 	/* Sources with flows but no row (flows that survived a restart, or rows
-	 * that were evicted). */
+	 * that were evicted); one XDP created meanwhile keeps its own count. */
 	for (size_t i = 0; i < nu; i++) {
 		struct es_ct_src_counter v = {.conn_count = cnt[i]};
 
-		if (bpf_map_update_elem(m->src, &uniq[i], &v, BPF_NOEXIST) && errno == EEXIST &&
-		    bpf_map_lookup_elem(m->src, &uniq[i], &v) == 0) {
-			v.conn_count = cnt[i];
-			bpf_map_update_elem(m->src, &uniq[i], &v, BPF_EXIST);
-		}
+		if (!seen[i])
+			bpf_map_update_elem(m->src, &uniq[i], &v, BPF_NOEXIST);
 	}
 out:
 	keyvec_free(&gone);
 	free(cnt);
+	free(seen);
 	return nu;
 }
 
