@@ -275,6 +275,64 @@ firewall:
             cap.stop()
 
 
+# Tells each connection the address it came from ("<addr>\n"), then closes.
+_PEER = """
+import socket, sys, threading
+socks = []
+for spec in sys.argv[1:]:
+    a, p = spec.rsplit(',', 1)
+    s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a, int(p))); s.listen(16); socks.append(s)
+def serve(s):
+    while True:
+        c, peer = s.accept(); c.sendall(peer[0].encode() + b'\\n'); c.close()
+for s in socks: threading.Thread(target=serve, args=(s,), daemon=True).start()
+print('ready', flush=True)
+threading.Event().wait()
+"""
+
+
+def test_route_to_with_conntrack_goes_through_egress_nat(gwlab):
+    """A flow tc_conntrack routes leaves through the target interface's egress
+    TC programs: masquerade there gives the gateway the router's address, and
+    the replies are translated back to the client."""
+    lb = gwlab
+    yaml = f"""conntrack:
+  enabled: true
+nat:
+  enabled: true
+  snat_rules:
+    - {{id: out4, type: masquerade, interface: {lb.r_gif}, match_src: "198.51.100.0/24"}}
+    - {{id: out6, type: masquerade, interface: {lb.r_gif}, match_src: "2001:db8:1::/64"}}
+routing:
+  enabled: true
+  gateways:
+    - {{id: 1, name: gw-a, interface: {lb.r_gif}, gateway_ip: {GW[4]}, priority: 10, {HC}}}
+    - {{id: 3, name: gw-a6, interface: {lb.r_gif}, gateway_ip: "{GW[6]}", priority: 10, {HC}}}
+firewall:
+  mode: block
+  default_policy: pass
+  rules:
+    - {{id: via-a, priority: 10, action: allow, protocol: tcp, dst_port: 7000,
+        dst_ip: {SERVER[4]}, route_to: {{gateway: 1, interface: {lb.r_gif}}}}}
+    - {{id: via-a6, priority: 10, action: allow, protocol: tcp, dst_port: 7000,
+        dst_ip: "{SERVER[6]}", route_to: {{gateway: 3, interface: {lb.r_gif}}}}}
+"""
+    gw = Proc(lb.gw, "python3", "-c", _PEER, f"{SERVER[4]},7000", f"{SERVER[6]},7000")
+    assert gw.p.stdout.readline().strip() == b"ready"
+    srv = who(lb.server, "server", [(SERVER[4], 7000), (SERVER[6], 7000)])
+    a = lb.make_agent(yaml).start()
+    router_gw = {4: "198.18.0.1", 6: "2001:db8:3::1"}
+    try:
+        for fam in (4, 6):
+            assert wait_until(lambda: ask(lb.client, SERVER[fam], 7000) == router_gw[fam], 8), \
+                f"IPv{fam}: {ask(lb.client, SERVER[fam], 7000)} {a.log()[-2000:]}"
+    finally:
+        srv.stop()
+        gw.stop()
+
+
 def test_dup_to_mirrors_every_packet_of_a_tracked_flow(gwlab):
     """With conntrack on, only a flow's first packet goes through the rules;
     the rest take the fast path. The flow remembers its rule's dup_to (as a pf
