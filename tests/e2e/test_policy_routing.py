@@ -45,7 +45,8 @@ def gwlab(router, tmp_path):
         a.cleanup()
 
 
-# Says who it is to every connection ("<tag>\n"), then closes.
+# Says who it is to every connection ("<tag>\n"; tag "@peer": the address the
+# connection came from), then closes.
 _WHO = """
 import socket, sys, threading
 socks = []
@@ -56,7 +57,9 @@ for spec in sys.argv[2:]:
     s.bind((a, int(p))); s.listen(16); socks.append(s)
 def serve(s):
     while True:
-        c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b'\\n'); c.close()
+        c, peer = s.accept()
+        c.sendall((peer[0] if sys.argv[1] == '@peer' else sys.argv[1]).encode() + b'\\n')
+        c.close()
 for s in socks: threading.Thread(target=serve, args=(s,), daemon=True).start()
 print('ready', flush=True)
 threading.Event().wait()
@@ -187,9 +190,15 @@ threading.Event().wait()
 """
 
 
-def test_dup_to_mirrors_to_an_interface(gwlab):
+@pytest.mark.parametrize("ct", [False, True], ids=["stateless", "conntrack"])
+def test_dup_to_mirrors_to_an_interface(gwlab, ct):
+    """dup_to mirrors the packets in its rule's direction, not the replies.
+    Without conntrack every packet goes through the rules. With it only a
+    flow's first one does and the rest take the fast path: the flow keeps its
+    rule's dup_to (as a pf state keeps its route options), so they are
+    mirrored too."""
     lb = gwlab
-    yaml = f"""firewall:
+    yaml = ("conntrack:\n  enabled: true\n" if ct else "") + f"""firewall:
   mode: block
   default_policy: pass
   rules:
@@ -200,22 +209,52 @@ def test_dup_to_mirrors_to_an_interface(gwlab):
     progs = {p["name"]: p["loaded"] for p in a.get("/api/v1/ebpf/status").json()["programs"]}
     assert progs.get("tc_conntrack"), "dup_to loads the conntrack programs"
     echo = Proc(lb.server, "python3", "-c", _UDP_ECHO)
-    cap = capture(lb.gw, lb.gif, "udp and dst port 5500")
+    cap = capture(lb.gw, lb.gif, "udp and port 5500")
     try:
         time.sleep(0.5)
         for fam in (4, 6):
             out = sh("python3", "-c", _UDP_ASK, SERVER[fam], "5500", ns=lb.client,
                      timeout=15).stdout.strip()
             assert out == "3", f"IPv{fam}: the original still gets its answers ({out})"
-        # Control: another port is not mirrored.
-        sh("python3", "-c", _UDP_ASK, SERVER[4], "5501", ns=lb.client, timeout=15)
+        if not ct:  # Control: another port is not mirrored.
+            sh("python3", "-c", _UDP_ASK, SERVER[4], "5501", ns=lb.client, timeout=15)
         lines = captured(cap)
-        assert len([l for l in lines if SERVER[4] + ".5500" in l]) == 3, lines
-        assert len([l for l in lines if SERVER[6] + ".5500" in l]) == 3, lines
+        for fam in (4, 6):
+            to = [l for l in lines if f"> {SERVER[fam]}.5500" in l]
+            back = [l for l in lines if f"{SERVER[fam]}.5500 >" in l]
+            assert len(to) == 3, f"IPv{fam}: all three datagrams mirrored: {lines}"
+            assert back == [], f"IPv{fam}: replies are not mirrored: {lines}"
+        if ct:
+            flows = a.get("/api/v1/conntrack/connections?limit=1000").json()
+            for fam in (4, 6):
+                f = [f for f in flows if f["dst_ip"] == SERVER[fam] and f["dst_port"] == 5500]
+                assert len(f) == 1 and f[0]["packets_fwd"] == 3, \
+                    f"IPv{fam}: one tracked flow, so datagrams 2 and 3 took the fast path: {f}"
+                assert "dup_to" in f[0]["flags"], f
     finally:
         echo.stop()
         if cap.p.poll() is None:
             cap.stop()
+
+
+def gateways_a(lb):
+    """`routing:` with gateways 1 (IPv4) and 3 (IPv6) on gw, and a function
+    giving the rules via-a / via-a6 that route port 7000 of the server
+    through them (`extra`: more keys for both rules)."""
+    routing = f"""routing:
+  enabled: true
+  gateways:
+    - {{id: 1, name: gw-a, interface: {lb.r_gif}, gateway_ip: {GW[4]}, priority: 10, {HC}}}
+    - {{id: 3, name: gw-a6, interface: {lb.r_gif}, gateway_ip: "{GW[6]}", priority: 10, {HC}}}
+"""
+
+    def via(extra=""):
+        return "".join(
+            f"    - {{id: via-a{'6' if fam == 6 else ''}, priority: 10, action: allow, "
+            f"protocol: tcp, dst_port: 7000, {extra}dst_ip: \"{SERVER[fam]}\", "
+            f"route_to: {{gateway: {1 if fam == 4 else 3}, interface: {lb.r_gif}}}}}\n"
+            for fam in (4, 6))
+    return routing, via
 
 
 def test_route_to_with_conntrack_tracks_the_flow(gwlab):
@@ -224,23 +263,15 @@ def test_route_to_with_conntrack_tracks_the_flow(gwlab):
     the flow's state and the connection completes through the gateway; every
     packet of the flow in its direction goes that way, not just the first."""
     lb = gwlab
+    routing, via = gateways_a(lb)
     yaml = f"""conntrack:
   enabled: true
-routing:
-  enabled: true
-  gateways:
-    - {{id: 1, name: gw-a, interface: {lb.r_gif}, gateway_ip: {GW[4]}, priority: 10, {HC}}}
-    - {{id: 3, name: gw-a6, interface: {lb.r_gif}, gateway_ip: "{GW[6]}", priority: 10, {HC}}}
-firewall:
+{routing}firewall:
   mode: block
   default_policy: drop
   rules:
     - {{id: icmp, priority: 1, action: allow, protocol: icmp}}
-    - {{id: via-a, priority: 10, action: allow, protocol: tcp, dst_port: 7000, state: [new],
-        dst_ip: {SERVER[4]}, route_to: {{gateway: 1, interface: {lb.r_gif}}}}}
-    - {{id: via-a6, priority: 10, action: allow, protocol: tcp, dst_port: 7000, state: [new],
-        dst_ip: "{SERVER[6]}", route_to: {{gateway: 3, interface: {lb.r_gif}}}}}
-    - {{id: direct, priority: 20, action: allow, protocol: tcp, dst_port: 7001, state: [new]}}
+{via("state: [new], ")}    - {{id: direct, priority: 20, action: allow, protocol: tcp, dst_port: 7001, state: [new]}}
 """
     eps = [(SERVER[f], p) for f in (4, 6) for p in (7000, 7001)]
     srv = who(lb.server, "server", eps)
@@ -275,29 +306,12 @@ firewall:
             cap.stop()
 
 
-# Tells each connection the address it came from ("<addr>\n"), then closes.
-_PEER = """
-import socket, sys, threading
-socks = []
-for spec in sys.argv[1:]:
-    a, p = spec.rsplit(',', 1)
-    s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a, int(p))); s.listen(16); socks.append(s)
-def serve(s):
-    while True:
-        c, peer = s.accept(); c.sendall(peer[0].encode() + b'\\n'); c.close()
-for s in socks: threading.Thread(target=serve, args=(s,), daemon=True).start()
-print('ready', flush=True)
-threading.Event().wait()
-"""
-
-
 def test_route_to_with_conntrack_goes_through_egress_nat(gwlab):
     """A flow tc_conntrack routes leaves through the target interface's egress
     TC programs: masquerade there gives the gateway the router's address, and
     the replies are translated back to the client."""
     lb = gwlab
+    routing, via = gateways_a(lb)
     yaml = f"""conntrack:
   enabled: true
 nat:
@@ -305,22 +319,12 @@ nat:
   snat_rules:
     - {{id: out4, type: masquerade, interface: {lb.r_gif}, match_src: "198.51.100.0/24"}}
     - {{id: out6, type: masquerade, interface: {lb.r_gif}, match_src: "2001:db8:1::/64"}}
-routing:
-  enabled: true
-  gateways:
-    - {{id: 1, name: gw-a, interface: {lb.r_gif}, gateway_ip: {GW[4]}, priority: 10, {HC}}}
-    - {{id: 3, name: gw-a6, interface: {lb.r_gif}, gateway_ip: "{GW[6]}", priority: 10, {HC}}}
-firewall:
+{routing}firewall:
   mode: block
   default_policy: pass
   rules:
-    - {{id: via-a, priority: 10, action: allow, protocol: tcp, dst_port: 7000,
-        dst_ip: {SERVER[4]}, route_to: {{gateway: 1, interface: {lb.r_gif}}}}}
-    - {{id: via-a6, priority: 10, action: allow, protocol: tcp, dst_port: 7000,
-        dst_ip: "{SERVER[6]}", route_to: {{gateway: 3, interface: {lb.r_gif}}}}}
-"""
-    gw = Proc(lb.gw, "python3", "-c", _PEER, f"{SERVER[4]},7000", f"{SERVER[6]},7000")
-    assert gw.p.stdout.readline().strip() == b"ready"
+{via()}"""
+    gw = who(lb.gw, "@peer", [(SERVER[4], 7000), (SERVER[6], 7000)])
     srv = who(lb.server, "server", [(SERVER[4], 7000), (SERVER[6], 7000)])
     a = lb.make_agent(yaml).start()
     router_gw = {4: "198.18.0.1", 6: "2001:db8:3::1"}
@@ -331,48 +335,6 @@ firewall:
     finally:
         srv.stop()
         gw.stop()
-
-
-def test_dup_to_mirrors_every_packet_of_a_tracked_flow(gwlab):
-    """With conntrack on, only a flow's first packet goes through the rules;
-    the rest take the fast path. The flow remembers its rule's dup_to (as a pf
-    state keeps its route options), so every packet in the flow's direction
-    is mirrored, and the replies are not."""
-    lb = gwlab
-    yaml = f"""conntrack:
-  enabled: true
-firewall:
-  mode: block
-  default_policy: pass
-  rules:
-    - {{id: mirror, priority: 10, action: allow, protocol: udp, dst_port: 5500,
-        dup_to: {{interface: {lb.r_gif}}}}}
-"""
-    a = lb.make_agent(yaml).start()
-    echo = Proc(lb.server, "python3", "-c", _UDP_ECHO)
-    cap = capture(lb.gw, lb.gif, "udp and port 5500")
-    try:
-        time.sleep(0.5)
-        for fam in (4, 6):
-            out = sh("python3", "-c", _UDP_ASK, SERVER[fam], "5500", ns=lb.client,
-                     timeout=15).stdout.strip()
-            assert out == "3", f"IPv{fam}: the original still gets its answers ({out})"
-        lines = captured(cap)
-        for fam in (4, 6):
-            to = [l for l in lines if f"> {SERVER[fam]}.5500" in l]
-            back = [l for l in lines if f"{SERVER[fam]}.5500 >" in l]
-            assert len(to) == 3, f"IPv{fam}: all three datagrams mirrored: {lines}"
-            assert back == [], f"IPv{fam}: replies are not mirrored: {lines}"
-        flows = a.get("/api/v1/conntrack/connections?limit=1000").json()
-        for fam in (4, 6):
-            f = [f for f in flows if f["dst_ip"] == SERVER[fam] and f["dst_port"] == 5500]
-            assert len(f) == 1 and f[0]["packets_fwd"] == 3, \
-                f"IPv{fam}: one tracked flow, so datagrams 2 and 3 took the fast path: {f}"
-            assert "dup_to" in f[0]["flags"], f
-    finally:
-        echo.stop()
-        if cap.p.poll() is None:
-            cap.stop()
 
 
 def test_reply_to_sends_replies_back_to_the_ingress(gwlab):
