@@ -462,7 +462,7 @@ static int sync_locked(void)
 	size_t n4 = 0, n6 = 0;
 	uint32_t flags = 0, old_flags = 0;
 	struct es_rl_config v, off = {0};
-	int f4, f6, fd, r = 0;
+	int f4, f6, fd, e, r = 0;
 
 	if (!skel)
 		return 0;
@@ -507,8 +507,8 @@ static int sync_locked(void)
 		es_rl_config_fill(&v, cur.default_rate, cur.default_burst, cur.default_algorithm,
 				  ES_RL_ACT_DROP, ES_RL_SCOPE_SOURCE, ES_RL_TAG_DEFAULT);
 		es_rl_config_tick_floor(&v, es_rl_tick_ns());
-		if (es_rl_default_put(fd, &v))
-			r = -EIO;
+		if ((e = es_rl_default_put(fd, &v)))
+			r = e; /* its own errno, not a blanket -EIO */
 		flags |= ES_RL_HAS_DEFAULT;
 	}
 	/* Disabled: no generic limiting at all (§6.4 item 6), the DDoS throttle aside. */
